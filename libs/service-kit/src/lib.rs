@@ -1,0 +1,30 @@
+//! The one bootstrap every Contrail service uses.
+//!
+//! A service is a library that describes itself with [`Service`] and hands
+//! service-kit a [`ServiceApp`]: its router, its readiness checks and its
+//! background workers. service-kit owns everything around that:
+//!
+//! - [`settings`]: typed, layered configuration (defaults → file → environment);
+//! - [`telemetry`]: JSON/pretty logs, OpenTelemetry export when configured;
+//! - [`problem`]: the one error vocabulary, rendered as RFC 9457 problem+json;
+//! - [`extract`]: `Json`/`Path`/`Query` extractors whose rejections are problems;
+//! - [`http`]: the middleware stack, health and metrics endpoints;
+//! - [`db`]: connection pools, migrations and schema/role provisioning;
+//! - [`runtime`]: binding, serving, workers and graceful shutdown;
+//! - [`cli`]: the `serve` / `migrate` command line shared by every service.
+
+pub mod cli;
+pub mod db;
+pub mod extract;
+pub mod http;
+pub mod metrics;
+pub mod problem;
+pub mod runtime;
+pub mod settings;
+pub mod telemetry;
+
+pub use extract::{Json, Path, Query};
+pub use problem::{ApiError, ErrorCode};
+pub use runtime::{
+    shutdown_signal, BoundService, ReadinessCheck, Service, ServiceApp, WorkerContext,
+};

@@ -1,0 +1,274 @@
+//! One error vocabulary, rendered as RFC 9457 `application/problem+json`.
+//!
+//! Services map their domain errors to an [`ErrorCode`]; this module owns the
+//! mapping to HTTP status codes and the body shape. Server-side failures are
+//! logged once with their full cause chain and answered with a body that says
+//! nothing internal.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+pub const PROBLEM_JSON: &str = "application/problem+json";
+
+/// What went wrong, from the client's point of view.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// Malformed request: bad syntax, bad path or query parameters, missing header.
+    BadRequest,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    /// The request conflicts with the current state (sold out, already cancelled, version clash).
+    Conflict,
+    PayloadTooLarge,
+    UnsupportedMediaType,
+    /// Well-formed but semantically invalid (a failed validation, a reused idempotency key).
+    Unprocessable,
+    TooManyRequests,
+    /// Overloaded or a dependency is down; the client may retry later.
+    Unavailable,
+    /// A bug or an unexpected failure; never the client's fault.
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::BadRequest => StatusCode::BAD_REQUEST,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unprocessable => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable `type` URI slug of this code.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Self::BadRequest => "bad-request",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not-found",
+            Self::MethodNotAllowed => "method-not-allowed",
+            Self::Conflict => "conflict",
+            Self::PayloadTooLarge => "payload-too-large",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::Unprocessable => "unprocessable",
+            Self::TooManyRequests => "too-many-requests",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+}
+
+/// An error on its way to becoming a problem+json response.
+///
+/// `problem_type` defaults to the code's slug; domains refine it
+/// (`sold-out`, `card-declined`) so clients can branch on it.
+#[derive(Debug)]
+pub struct ApiError {
+    code: ErrorCode,
+    problem_type: Option<&'static str>,
+    title: Option<String>,
+    detail: String,
+    extensions: Map<String, Value>,
+    retry_after_secs: Option<u64>,
+    source: Option<anyhow::Error>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, detail: impl Into<String>) -> Self {
+        Self {
+            code,
+            problem_type: None,
+            title: None,
+            detail: detail.into(),
+            extensions: Map::new(),
+            retry_after_secs: None,
+            source: None,
+        }
+    }
+
+    pub fn bad_request(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::BadRequest, detail)
+    }
+
+    pub fn not_found(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::NotFound, detail)
+    }
+
+    pub fn conflict(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Conflict, detail)
+    }
+
+    pub fn unprocessable(detail: impl Into<String>) -> Self {
+        Self::new(ErrorCode::Unprocessable, detail)
+    }
+
+    /// A 503 the client may retry after `retry_after_secs`.
+    pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
+        let mut error = Self::new(ErrorCode::Unavailable, detail);
+        error.retry_after_secs = Some(retry_after_secs);
+        error
+    }
+
+    /// An unexpected failure: logged with its cause chain, answered as an opaque 500.
+    pub fn internal(source: anyhow::Error) -> Self {
+        let mut error = Self::new(ErrorCode::Internal, "an unexpected error occurred");
+        error.source = Some(source);
+        error
+    }
+
+    /// A domain-specific problem type, e.g. `sold-out`; rendered as `/problems/sold-out`.
+    pub fn with_type(mut self, problem_type: &'static str) -> Self {
+        self.problem_type = Some(problem_type);
+        self
+    }
+
+    pub fn with_title(mut self, title: impl Into<String>) -> Self {
+        self.title = Some(title.into());
+        self
+    }
+
+    /// An extension member (RFC 9457 §3.2), e.g. the list of invalid fields.
+    pub fn with_extension(mut self, key: &str, value: impl Serialize) -> Self {
+        let value = serde_json::to_value(value).unwrap_or(Value::Null);
+        self.extensions.insert(key.to_owned(), value);
+        self
+    }
+
+    pub fn code(&self) -> ErrorCode {
+        self.code
+    }
+
+    pub fn detail(&self) -> &str {
+        &self.detail
+    }
+}
+
+impl From<anyhow::Error> for ApiError {
+    fn from(source: anyhow::Error) -> Self {
+        Self::internal(source)
+    }
+}
+
+impl From<sqlx::Error> for ApiError {
+    fn from(source: sqlx::Error) -> Self {
+        match &source {
+            sqlx::Error::PoolTimedOut => {
+                tracing::warn!(error = %source, "database pool exhausted");
+                Self::unavailable("the service is busy, try again shortly", 1)
+            }
+            _ => Self::internal(anyhow::Error::new(source)),
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct ProblemBody<'a> {
+    #[serde(rename = "type")]
+    problem_type: String,
+    title: &'a str,
+    status: u16,
+    detail: &'a str,
+    #[serde(flatten)]
+    extensions: &'a Map<String, Value>,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.code.status();
+        if let Some(source) = &self.source {
+            tracing::error!(
+                error = format!("{source:#}"),
+                status = status.as_u16(),
+                "request failed"
+            );
+        }
+        let title = self
+            .title
+            .as_deref()
+            .or_else(|| status.canonical_reason())
+            .unwrap_or("Error");
+        let body = ProblemBody {
+            problem_type: format!(
+                "/problems/{}",
+                self.problem_type.unwrap_or(self.code.slug())
+            ),
+            title,
+            status: status.as_u16(),
+            detail: &self.detail,
+            extensions: &self.extensions,
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        let mut response = (status, bytes).into_response();
+        let headers = response.headers_mut();
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
+        if let Some(seconds) = self.retry_after_secs {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    async fn render(error: ApiError) -> (StatusCode, String, Value) {
+        let response = error.into_response();
+        let status = response.status();
+        let content_type = response.headers()[header::CONTENT_TYPE]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            content_type,
+            serde_json::from_slice(&bytes).unwrap(),
+        )
+    }
+
+    #[tokio::test]
+    async fn a_domain_error_renders_as_problem_json() {
+        let error = ApiError::conflict("only 2 seats left")
+            .with_type("sold-out")
+            .with_extension("available", 2);
+        let (status, content_type, body) = render(error).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        assert_eq!(content_type, PROBLEM_JSON);
+        assert_eq!(body["type"], "/problems/sold-out");
+        assert_eq!(body["status"], 409);
+        assert_eq!(body["title"], "Conflict");
+        assert_eq!(body["detail"], "only 2 seats left");
+        assert_eq!(body["available"], 2);
+    }
+
+    #[tokio::test]
+    async fn an_internal_error_hides_its_cause() {
+        let error =
+            ApiError::internal(anyhow::anyhow!("password authentication failed for user x"));
+        let (status, _, body) = render(error).await;
+        assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!body.to_string().contains("password"));
+    }
+
+    #[tokio::test]
+    async fn unavailable_carries_retry_after() {
+        let response = ApiError::unavailable("overloaded", 2).into_response();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(response.headers()[header::RETRY_AFTER], "2");
+    }
+}

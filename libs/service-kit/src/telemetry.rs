@@ -1,0 +1,127 @@
+//! Logs and traces.
+//!
+//! Every service logs structured events: JSON lines when stdout is not a
+//! terminal (what log shippers want), pretty text when it is. OpenTelemetry
+//! tracing is always wired, so W3C trace context flows through HTTP and Kafka
+//! and log lines carry a `trace_id`; spans leave the process over OTLP/HTTP only
+//! when an endpoint is configured.
+
+use std::io::IsTerminal;
+use std::sync::OnceLock;
+
+use anyhow::Context;
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
+use opentelemetry_sdk::Resource;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
+
+use crate::settings::{LogFormat, TelemetrySettings};
+
+/// Flushes buffered spans when dropped; keep it alive for the life of `main`.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: SdkTracerProvider,
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        if let Err(error) = self.provider.shutdown() {
+            tracing::warn!(%error, "flush traces on shutdown");
+        }
+    }
+}
+
+/// Installs the global subscriber, propagator and tracer provider.
+pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<TelemetryGuard> {
+    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+    let provider = tracer_provider(service_name, settings)?;
+    opentelemetry::global::set_tracer_provider(provider.clone());
+    let tracer = provider.tracer(service_name.to_owned());
+
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(&settings.log_filter))
+        .context("parse log filter")?;
+    let json = match settings.log_format {
+        LogFormat::Json => true,
+        LogFormat::Pretty => false,
+        LogFormat::Auto => !std::io::stdout().is_terminal(),
+    };
+    let fmt_layer = if json {
+        tracing_subscriber::fmt::layer()
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .with_span_list(false)
+            .boxed()
+    } else {
+        tracing_subscriber::fmt::layer().boxed()
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt_layer)
+        .with(tracing_opentelemetry::layer().with_tracer(tracer))
+        .try_init()
+        .context("install the tracing subscriber")?;
+    Ok(TelemetryGuard { provider })
+}
+
+fn tracer_provider(
+    service_name: &str,
+    settings: &TelemetrySettings,
+) -> anyhow::Result<SdkTracerProvider> {
+    let resource = Resource::builder()
+        .with_service_name(service_name.to_owned())
+        .build();
+    let sampler = Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        settings.sample_ratio.clamp(0.0, 1.0),
+    )));
+    let mut builder = SdkTracerProvider::builder()
+        .with_resource(resource)
+        .with_sampler(sampler);
+    if let Some(endpoint) = settings.otlp_endpoint.as_deref().filter(|e| !e.is_empty()) {
+        let endpoint = if endpoint.ends_with("/v1/traces") {
+            endpoint.to_owned()
+        } else {
+            format!("{}/v1/traces", endpoint.trim_end_matches('/'))
+        };
+        let exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(endpoint)
+            .build()
+            .context("build the OTLP span exporter")?;
+        builder = builder.with_batch_exporter(exporter);
+    }
+    Ok(builder.build())
+}
+
+/// Tracing for tests: silent unless `TEST_LOG` is set, installed at most once per process.
+pub fn init_for_tests() {
+    static INIT: OnceLock<()> = OnceLock::new();
+    INIT.get_or_init(|| {
+        opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
+        if std::env::var_os("TEST_LOG").is_none() {
+            return;
+        }
+        let filter = EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn,rdkafka=warn"));
+        let _ = tracing_subscriber::registry()
+            .with(filter)
+            .with(tracing_subscriber::fmt::layer().with_test_writer())
+            .try_init();
+    });
+}
+
+/// The current span's W3C trace id, for log correlation; `None` outside a sampled trace.
+pub fn current_trace_id() -> Option<String> {
+    use opentelemetry::trace::TraceContextExt;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+    let context = tracing::Span::current().context();
+    let span_context = context.span().span_context().clone();
+    span_context
+        .is_valid()
+        .then(|| span_context.trace_id().to_string())
+}

@@ -1,0 +1,162 @@
+//! Test harness shared by every crate's integration tests.
+//!
+//! - [`TestDatabase::create`] makes a fresh database with every service's
+//!   role and schema provisioned exactly as `make up` does;
+//! - [`spawn`] starts a service in-process against it on port 0 and returns
+//!   once the listener is bound, so tests never sleep waiting for a server.
+//!
+//! Tracing stays silent unless `TEST_LOG` is set. Test databases are named
+//! `contrail_test_*` and are left behind for inspection; `make test` drops
+//! the previous run's before starting.
+//!
+//! Environment: `CONTRAIL_TEST_ADMIN_URL` (default
+//! `postgres://postgres@127.0.0.1:5432/postgres`) and `CONTRAIL_TEST_BROKERS`
+//! (default `127.0.0.1:9092`).
+
+use std::net::SocketAddr;
+use std::str::FromStr;
+
+use anyhow::Context;
+use secrecy::{ExposeSecret, SecretString};
+use service_kit::db::SchemaOwner;
+use service_kit::runtime::{launch, Service};
+use sqlx::postgres::PgConnectOptions;
+use sqlx::{ConnectOptions, PgConnection};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// The role (and schema) a service owns: its name in snake case.
+pub fn role_of(service_name: &str) -> String {
+    service_name.replace('-', "_")
+}
+
+pub fn admin_url() -> String {
+    std::env::var("CONTRAIL_TEST_ADMIN_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+}
+
+pub fn brokers() -> String {
+    std::env::var("CONTRAIL_TEST_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
+}
+
+/// A fresh database with every service's role and schema provisioned.
+#[derive(Debug, Clone)]
+pub struct TestDatabase {
+    pub name: String,
+    admin: PgConnectOptions,
+}
+
+impl TestDatabase {
+    pub async fn create() -> anyhow::Result<Self> {
+        service_kit::telemetry::init_for_tests();
+        let name = format!("contrail_test_{}", uuid::Uuid::now_v7().simple());
+        let admin_url = SecretString::from(admin_url());
+        let owners: Vec<SchemaOwner> = contracts::services::ALL
+            .iter()
+            .map(|(_, role)| SchemaOwner {
+                role: (*role).to_owned(),
+                schema: (*role).to_owned(),
+                password: None,
+            })
+            .collect();
+        service_kit::db::provision(&admin_url, &name, &owners).await?;
+        let admin =
+            PgConnectOptions::from_str(admin_url.expose_secret()).context("parse the admin url")?;
+        Ok(Self { name, admin })
+    }
+
+    /// The URL a service's role connects with.
+    pub fn url_for(&self, role: &str) -> String {
+        let port = self.admin.get_port();
+        let host = self.admin.get_host();
+        format!("postgres://{role}@{host}:{port}/{}", self.name)
+    }
+
+    /// A single connection as `role`, with `search_path` unset: for tests that probe privileges.
+    pub async fn connect_as(&self, role: &str) -> anyhow::Result<PgConnection> {
+        PgConnectOptions::from_str(&self.url_for(role))
+            .context("parse the role url")?
+            .connect()
+            .await
+            .with_context(|| format!("connect as {role}"))
+    }
+}
+
+/// A service running in-process; dropping it stops the service.
+#[derive(Debug)]
+pub struct TestService {
+    pub address: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<anyhow::Result<()>>,
+}
+
+impl TestService {
+    /// `http://127.0.0.1:PORT` followed by `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.address, path)
+    }
+
+    /// Graceful stop: waits for in-flight work to drain and reports how the service ended.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        (&mut self.task).await.context("join the service task")?
+    }
+
+    /// Abrupt stop, as close to `kill -9` as one process allows: the service's
+    /// tasks are dropped wherever they are, nothing is drained.
+    pub fn crash(self) {
+        self.task.abort();
+    }
+}
+
+impl Drop for TestService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The settings overrides that point a service at `database` and the test broker.
+pub fn overrides_for<S: Service>(
+    database: &TestDatabase,
+    topic_prefix: &str,
+) -> Vec<(&'static str, String)> {
+    let role = role_of(S::NAME);
+    vec![
+        ("http.port", "0".to_owned()),
+        ("database.url", database.url_for(&role)),
+        ("database.max_connections", "4".to_owned()),
+        ("database.startup_timeout_ms", "10000".to_owned()),
+        ("kafka.brokers", brokers()),
+        ("kafka.topic_prefix", topic_prefix.to_owned()),
+    ]
+}
+
+/// Starts `S` in-process against `database`, with `extra` settings overrides on top.
+pub async fn spawn<S: Service>(
+    database: &TestDatabase,
+    topic_prefix: &str,
+    extra: &[(&'static str, String)],
+) -> anyhow::Result<TestService> {
+    let mut overrides = overrides_for::<S>(database, topic_prefix);
+    overrides.extend_from_slice(extra);
+    let settings: service_kit::settings::ServiceSettings<S::Domain> =
+        service_kit::settings::load_with_overrides(S::NAME, S::DEFAULT_SETTINGS, &overrides)?;
+    let bound = launch::<S>(settings).await?;
+    let address = bound.local_addr();
+    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+    let task = tokio::spawn(bound.run_until(async move {
+        let _ = shutdown_rx.await;
+    }));
+    Ok(TestService {
+        address,
+        shutdown: Some(shutdown_tx),
+        task,
+    })
+}
+
+/// A topic prefix no other test uses.
+pub fn unique_topic_prefix() -> String {
+    format!("t{}.", uuid::Uuid::now_v7().simple())
+}

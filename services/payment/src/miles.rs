@@ -1,0 +1,178 @@
+//! Miles accounts: a balance is the sum of the customer's ledger entries.
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use serde::{Deserialize, Serialize};
+use service_kit::{ApiError, Json, Path};
+use sqlx::{PgConnection, PgPool};
+use uuid::Uuid;
+
+const MAX_CREDIT: i64 = 10_000_000;
+const MAX_REASON_CHARS: usize = 200;
+
+#[derive(Debug, Serialize)]
+pub struct Balance {
+    customer_id: String,
+    balance: i64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreditRequest {
+    miles: i64,
+    reason: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CreditReceipt {
+    entry_id: Uuid,
+    customer_id: String,
+    miles: i64,
+    reason: String,
+    balance: i64,
+}
+
+/// `GET /accounts/{customer_id}/miles`
+#[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(Debug))]
+pub async fn balance(
+    State(pool): State<PgPool>,
+    Path(customer_id): Path<String>,
+) -> Result<Json<Balance>, ApiError> {
+    validate_customer_id(&customer_id)?;
+    let mut conn = pool.acquire().await?;
+    let balance = balance_of(&mut conn, &customer_id).await?;
+    Ok(Json(Balance {
+        customer_id,
+        balance,
+    }))
+}
+
+/// `POST /accounts/{customer_id}/miles/credits`; an `Idempotency-Key` header makes retries safe.
+#[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(Debug))]
+pub async fn credit(
+    State(pool): State<PgPool>,
+    Path(customer_id): Path<String>,
+    headers: HeaderMap,
+    Json(request): Json<CreditRequest>,
+) -> Result<(StatusCode, Json<CreditReceipt>), ApiError> {
+    validate_customer_id(&customer_id)?;
+    let reason = request.reason.trim().to_owned();
+    if !(1..=MAX_CREDIT).contains(&request.miles) {
+        return Err(
+            ApiError::unprocessable(format!("miles must be between 1 and {MAX_CREDIT}"))
+                .with_extension("field", "miles"),
+        );
+    }
+    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+        return Err(ApiError::unprocessable(format!(
+            "reason must be 1 to {MAX_REASON_CHARS} characters"
+        ))
+        .with_extension("field", "reason"));
+    }
+    let idempotency_key = idempotency_key(&headers)?;
+
+    let mut tx = pool.begin().await?;
+    let inserted: Option<Uuid> = sqlx::query_scalar(
+        "INSERT INTO miles_ledger (entry_id, customer_id, miles, kind, reason, idempotency_key)
+         VALUES ($1, $2, $3, 'credit', $4, $5)
+         ON CONFLICT (customer_id, idempotency_key) DO NOTHING
+         RETURNING entry_id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(&customer_id)
+    .bind(request.miles)
+    .bind(&reason)
+    .bind(&idempotency_key)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let (entry_id, status) = match inserted {
+        Some(entry_id) => (entry_id, StatusCode::CREATED),
+        None => {
+            // The key was used before: the same request gets the same answer, a different one is refused.
+            let (entry_id, miles, previous_reason): (Uuid, i64, String) = sqlx::query_as(
+                "SELECT entry_id, miles, reason FROM miles_ledger
+                 WHERE customer_id = $1 AND idempotency_key = $2",
+            )
+            .bind(&customer_id)
+            .bind(&idempotency_key)
+            .fetch_one(&mut *tx)
+            .await?;
+            if miles != request.miles || previous_reason != reason {
+                return Err(ApiError::unprocessable(
+                    "this Idempotency-Key was already used for a different credit",
+                )
+                .with_type("idempotency-key-reused"));
+            }
+            (entry_id, StatusCode::OK)
+        }
+    };
+    let balance = balance_of(&mut tx, &customer_id).await?;
+    tx.commit().await?;
+    Ok((
+        status,
+        Json(CreditReceipt {
+            entry_id,
+            customer_id,
+            miles: request.miles,
+            reason,
+            balance,
+        }),
+    ))
+}
+
+async fn balance_of(conn: &mut PgConnection, customer_id: &str) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar(
+        "SELECT COALESCE(SUM(miles), 0)::bigint FROM miles_ledger WHERE customer_id = $1",
+    )
+    .bind(customer_id)
+    .fetch_one(conn)
+    .await
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
+    match headers.get("idempotency-key") {
+        None => Ok(None),
+        Some(value) => {
+            let key = value
+                .to_str()
+                .ok()
+                .map(str::trim)
+                .filter(|key| !key.is_empty() && key.len() <= 255)
+                .ok_or_else(|| {
+                    ApiError::bad_request(
+                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
+                    )
+                })?;
+            Ok(Some(key.to_owned()))
+        }
+    }
+}
+
+/// Customer ids are opaque to payment, but bounded and printable.
+fn validate_customer_id(customer_id: &str) -> Result<(), ApiError> {
+    let valid = (1..=64).contains(&customer_id.len())
+        && customer_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    if valid {
+        Ok(())
+    } else {
+        Err(ApiError::bad_request(
+            "customer id must be 1 to 64 characters of letters, digits, '-', '_' or '.'",
+        )
+        .with_type("invalid-path"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn customer_ids_are_bounded_and_printable() {
+        assert!(validate_customer_id("cust-42").is_ok());
+        assert!(validate_customer_id("").is_err());
+        assert!(validate_customer_id("has space").is_err());
+        assert!(validate_customer_id(&"x".repeat(65)).is_err());
+    }
+}
