@@ -1,6 +1,15 @@
-//! What Contrail's services agree on, and nothing else: the services' names
-//! and the versioned messages they exchange. There is deliberately no shared
-//! domain model here; each service owns its own.
+//! What Contrail's services agree on, and nothing else: the services' names,
+//! the message envelope, and the versioned messages they exchange. There is
+//! deliberately no shared domain model here; each service owns its own.
+//!
+//! - [`envelope`]: [`Envelope`], the metadata every message travels with, and
+//!   [`MessageType`], the `<service>.<Name>.v<N>` grammar of message types;
+//! - [`services`]: the services of the system and the topics they write.
+
+pub mod envelope;
+pub mod topics;
+
+pub use envelope::{Envelope, Message, MessageType, MessageTypeError};
 
 /// The services of the system. Each owns a Postgres role and a schema of the same name.
 pub mod services {

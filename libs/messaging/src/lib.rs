@@ -1,9 +1,32 @@
 //! Messaging over Kafka: the only crate in Contrail that talks to the broker.
 //!
-//! Services describe the broker with [`KafkaSettings`] and see typed
-//! envelopes; rdkafka never leaks out of this crate.
+//! - [`outbox`]: [`outbox::enqueue`] writes a message in the caller's
+//!   transaction; [`outbox::OutboxRelay`] publishes committed messages;
+//! - [`consumer`]: [`consumer::Consumer`] applies each message effectively
+//!   once through the inbox, with retries and dead letters;
+//! - [`dead_letters`]: parked messages, listed and replayed over HTTP and CLI;
+//! - [`topics`]: topic bootstrap;
+//! - [`BrokerReadiness`]: the readiness check for `/health/ready`.
+//!
+//! The tables live in each service's own schema, created by [`MIGRATOR`],
+//! which services compose with their own migrations.
 
+pub mod consumer;
+pub mod dead_letters;
+pub mod outbox;
+pub mod producer;
 mod settings;
+pub mod topics;
+mod trace_context;
 
-pub use service_kit::settings::KafkaSettings;
+mod wiring;
+
+pub use consumer::{Consumer, HandlerError, Incoming, MessageHandler};
+pub use outbox::{enqueue, OutboxRelay};
+pub use producer::Producer;
+pub use service_kit::settings::{ConsumerSettings, KafkaSettings, RelaySettings};
 pub use settings::BrokerReadiness;
+pub use wiring::{attach, MessagingCommand};
+
+/// The outbox, inbox and dead-letter tables (migrations 1000+).
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

@@ -38,6 +38,8 @@ pub fn assemble(
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     settings: &HttpSettings,
 ) -> Router {
+    // Install the recorder before the first request, or that request's metrics go nowhere.
+    crate::metrics::handle();
     let operational = Router::new()
         .route("/health/live", get(live))
         .route("/health/ready", get(ready))

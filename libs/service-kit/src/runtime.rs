@@ -93,6 +93,12 @@ impl ServiceApp {
         }
     }
 
+    /// Adds routes beside the service's own (the dead-letter endpoints, say).
+    pub fn routes(mut self, router: Router) -> Self {
+        self.router = self.router.merge(router);
+        self
+    }
+
     pub fn readiness(mut self, check: impl ReadinessCheck) -> Self {
         self.readiness.push(Arc::new(check));
         self

@@ -13,6 +13,8 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `CONTRAIL_TEST_BROKERS`
 //! (default `127.0.0.1:9092`).
 
+pub mod conformance;
+
 use std::net::SocketAddr;
 use std::str::FromStr;
 

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::cli::run::<booking::Booking>().await
+    service_kit::cli::run::<booking::Booking, messaging::MessagingCommand>().await
 }

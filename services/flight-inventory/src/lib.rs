@@ -5,7 +5,7 @@
 use std::sync::LazyLock;
 
 use axum::Router;
-use messaging::BrokerReadiness;
+use contracts::topics;
 use service_kit::db::compose_migrators;
 use service_kit::settings::{NoDomainSettings, ServiceSettings};
 use service_kit::{Service, ServiceApp};
@@ -13,7 +13,15 @@ use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/flight-inventory");
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| compose_migrators(&[&OWN_MIGRATIONS]));
+static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
+
+/// The topics this service writes or reads, created at start if missing.
+const TOPICS: [&str; 3] = [
+    topics::INVENTORY_COMMANDS,
+    topics::INVENTORY_EVENTS,
+    topics::SAGA_REPLIES,
+];
 
 #[derive(Debug)]
 pub struct FlightInventory;
@@ -29,9 +37,9 @@ impl Service for FlightInventory {
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
-        _pool: PgPool,
+        pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
-        let broker = BrokerReadiness::new(&settings.kafka, Self::NAME)?;
-        Ok(ServiceApp::new(Router::new()).readiness(broker))
+        let app = ServiceApp::new(Router::new());
+        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
     }
 }

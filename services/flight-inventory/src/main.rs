@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::cli::run::<flight_inventory::FlightInventory>().await
+    service_kit::cli::run::<flight_inventory::FlightInventory, messaging::MessagingCommand>().await
 }

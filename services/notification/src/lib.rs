@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use axum::routing::get;
 use axum::Router;
-use messaging::BrokerReadiness;
+use contracts::topics;
 use service_kit::db::compose_migrators;
 use service_kit::settings::{NoDomainSettings, ServiceSettings};
 use service_kit::{Service, ServiceApp};
@@ -15,7 +15,15 @@ use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/notification");
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| compose_migrators(&[&OWN_MIGRATIONS]));
+static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
+
+/// The topics this service writes or reads, created at start if missing.
+const TOPICS: [&str; 3] = [
+    topics::NOTIFICATION_COMMANDS,
+    topics::NOTIFICATION_EVENTS,
+    topics::SAGA_REPLIES,
+];
 
 #[derive(Debug)]
 pub struct Notification;
@@ -33,10 +41,10 @@ impl Service for Notification {
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
-        let broker = BrokerReadiness::new(&settings.kafka, Self::NAME)?;
         let router = Router::new()
             .route("/notifications", get(messages::list))
-            .with_state(pool);
-        Ok(ServiceApp::new(router).readiness(broker))
+            .with_state(pool.clone());
+        let app = ServiceApp::new(router);
+        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
     }
 }

@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::cli::run::<notification::Notification>().await
+    service_kit::cli::run::<notification::Notification, messaging::MessagingCommand>().await
 }

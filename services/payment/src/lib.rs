@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use axum::routing::{get, post};
 use axum::Router;
-use messaging::BrokerReadiness;
+use contracts::topics;
 use service_kit::db::compose_migrators;
 use service_kit::settings::{NoDomainSettings, ServiceSettings};
 use service_kit::{Service, ServiceApp};
@@ -15,7 +15,15 @@ use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/payment");
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| compose_migrators(&[&OWN_MIGRATIONS]));
+static MIGRATOR: LazyLock<Migrator> =
+    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
+
+/// The topics this service writes or reads, created at start if missing.
+const TOPICS: [&str; 3] = [
+    topics::PAYMENT_COMMANDS,
+    topics::PAYMENT_EVENTS,
+    topics::SAGA_REPLIES,
+];
 
 #[derive(Debug)]
 pub struct Payment;
@@ -33,11 +41,11 @@ impl Service for Payment {
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
-        let broker = BrokerReadiness::new(&settings.kafka, Self::NAME)?;
         let router = Router::new()
             .route("/accounts/{customer_id}/miles", get(miles::balance))
             .route("/accounts/{customer_id}/miles/credits", post(miles::credit))
-            .with_state(pool);
-        Ok(ServiceApp::new(router).readiness(broker))
+            .with_state(pool.clone());
+        let app = ServiceApp::new(router);
+        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
     }
 }

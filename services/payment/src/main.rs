@@ -1,4 +1,4 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::cli::run::<payment::Payment>().await
+    service_kit::cli::run::<payment::Payment, messaging::MessagingCommand>().await
 }

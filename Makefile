@@ -1,0 +1,29 @@
+# The two commands a newcomer needs: `make demo` and `make test`.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+.PHONY: help up down status demo test fmt lint
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
+
+up: ## Start Postgres (if stopped), the broker and the four services; harmless to repeat
+	@scripts/up.sh
+
+down: ## Stop exactly what `make up` started
+	@scripts/down.sh
+
+status: ## Show what is running and whether it is ready
+	@scripts/status.sh
+
+demo: ## `make up`, then a scripted walk through the API
+	@scripts/demo.sh
+
+test: ## Everything CI runs: fmt, clippy, all tests against real Postgres and broker, deploy checks
+	@scripts/test.sh
+
+fmt: ## Format the code
+	cargo fmt --all
+
+lint: ## Clippy with warnings as errors
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,567 @@
+//! The consumer runner: competing consumers in a group, each message applied
+//! effectively once.
+//!
+//! For every message the runner opens a database transaction, records the
+//! message in the inbox (a duplicate finds its row and is acknowledged without
+//! being applied), calls the handler with that transaction — the handler's
+//! effect and any outgoing outbox rows go in it too — and commits. Only then is
+//! the message's offset stored for the next commit to the broker, so a crash
+//! anywhere redelivers rather than loses, and the inbox turns the redelivery
+//! into a no-op.
+//!
+//! A message that keeps failing is retried with exponential backoff up to the
+//! budget, then parked in `dead_letters` (and published to `<topic>.dlq`)
+//! and the consumer moves on. Parked messages are replayed when an operator
+//! requests it (HTTP or CLI, see [`crate::dead_letters`]).
+//!
+//! Message types: a handler lists the types it applies. A message of another
+//! type is skipped, logged and counted: topics carry several kinds of
+//! message, and consumers that don't care must not stall on them. A *newer
+//! version* of a type the handler knows is parked instead: it was meant for
+//! this consumer, which must be upgraded before it can apply it. A message
+//! that is not an envelope at all, or whose type is malformed, is parked.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use contracts::{Envelope, MessageType};
+use futures::future::BoxFuture;
+use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Headers};
+use rdkafka::{ClientContext, Message as _, Statistics};
+use service_kit::settings::{ConsumerSettings, KafkaSettings};
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use crate::dead_letters::{self, ParkedMessage};
+use crate::settings::client_config;
+use crate::trace_context;
+
+/// Why a handler could not apply a message.
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// Might succeed if tried again (a lock timeout, a dependency briefly down).
+    #[error("transient failure: {0:#}")]
+    Transient(anyhow::Error),
+    /// Will never succeed as it is (a payload that breaks its contract): park it now.
+    #[error("permanent failure: {0:#}")]
+    Permanent(anyhow::Error),
+}
+
+impl From<anyhow::Error> for HandlerError {
+    fn from(error: anyhow::Error) -> Self {
+        Self::Transient(error)
+    }
+}
+
+impl From<sqlx::Error> for HandlerError {
+    fn from(error: sqlx::Error) -> Self {
+        Self::Transient(error.into())
+    }
+}
+
+/// A message as the handler sees it.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    pub envelope: Envelope,
+    /// The topic's name without the environment's prefix.
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<String>,
+}
+
+/// Applies messages of the types it lists, inside the transaction it is given.
+pub trait MessageHandler: Send + Sync + 'static {
+    /// The message types this handler applies, e.g. `inventory.HoldSeats.v1`.
+    fn message_types(&self) -> &[&'static str];
+
+    /// Applies `message`. Everything written through `conn` commits together
+    /// with the inbox row; write outgoing messages with [`crate::outbox::enqueue`] on it.
+    fn handle<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        message: &'a Incoming,
+    ) -> BoxFuture<'a, Result<(), HandlerError>>;
+}
+
+/// Running totals, for tests and diagnostics.
+#[derive(Debug, Clone, Default)]
+pub struct ConsumerStats {
+    inner: Arc<StatsInner>,
+}
+
+#[derive(Debug, Default)]
+struct StatsInner {
+    applied: AtomicU64,
+    duplicates: AtomicU64,
+    skipped: AtomicU64,
+    dead_lettered: AtomicU64,
+    replayed: AtomicU64,
+}
+
+impl ConsumerStats {
+    pub fn applied(&self) -> u64 {
+        self.inner.applied.load(Ordering::Relaxed)
+    }
+    pub fn duplicates(&self) -> u64 {
+        self.inner.duplicates.load(Ordering::Relaxed)
+    }
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
+    }
+    pub fn dead_lettered(&self) -> u64 {
+        self.inner.dead_lettered.load(Ordering::Relaxed)
+    }
+    pub fn replayed(&self) -> u64 {
+        self.inner.replayed.load(Ordering::Relaxed)
+    }
+}
+
+/// One consumer in a consumer group.
+pub struct Consumer {
+    name: String,
+    topics: Vec<String>,
+    handler: Arc<dyn MessageHandler>,
+    pool: PgPool,
+    kafka: KafkaSettings,
+    settings: ConsumerSettings,
+    stats: ConsumerStats,
+}
+
+impl std::fmt::Debug for Consumer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Consumer")
+            .field("name", &self.name)
+            .field("topics", &self.topics)
+            .finish_non_exhaustive()
+    }
+}
+
+enum Outcome {
+    Applied,
+    Duplicate,
+    Skipped,
+    DeadLettered,
+}
+
+impl Outcome {
+    fn label(&self) -> &'static str {
+        match self {
+            Self::Applied => "applied",
+            Self::Duplicate => "duplicate",
+            Self::Skipped => "skipped",
+            Self::DeadLettered => "dead_lettered",
+        }
+    }
+}
+
+impl Consumer {
+    /// `name` identifies the consumer group (with the environment's prefix) and the inbox.
+    pub fn new(
+        name: &str,
+        topics: &[&str],
+        handler: Arc<dyn MessageHandler>,
+        pool: PgPool,
+        kafka: &KafkaSettings,
+    ) -> Self {
+        Self {
+            name: name.to_owned(),
+            topics: topics.iter().map(|topic| (*topic).to_owned()).collect(),
+            handler,
+            pool,
+            kafka: kafka.clone(),
+            settings: kafka.consumer.clone(),
+            stats: ConsumerStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> ConsumerStats {
+        self.stats.clone()
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Consumes until `shutdown`, then commits what it applied and leaves the group.
+    pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
+        let group = self.kafka.name(&self.name);
+        let context = GroupContext {
+            consumer: self.name.clone(),
+        };
+        let consumer: StreamConsumer<GroupContext> = client_config(&self.kafka, &group)
+            .set("group.id", &group)
+            .set("enable.auto.commit", "true")
+            // Offsets are stored by hand, after the database commit; auto-commit only ships them.
+            .set("enable.auto.offset.store", "false")
+            .set(
+                "auto.commit.interval.ms",
+                self.settings.auto_commit_interval_ms.to_string(),
+            )
+            .set("auto.offset.reset", "earliest")
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(context)
+            .context("create the kafka consumer")?;
+        let topics: Vec<String> = self
+            .topics
+            .iter()
+            .map(|topic| self.kafka.name(topic))
+            .collect();
+        let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
+        consumer.subscribe(&topic_refs).context("subscribe")?;
+        tracing::info!(consumer = self.name, group, topics = ?topics, "consumer started");
+
+        let maintenance_interval = Duration::from_millis(self.settings.maintenance_interval_ms);
+        let mut maintenance = tokio::time::interval(maintenance_interval);
+        maintenance.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                biased;
+                () = shutdown.cancelled() => break,
+                received = consumer.recv() => match received {
+                    Ok(message) => {
+                        if self.process(&message, &shutdown).await {
+                            consumer
+                                .store_offset_from_message(&message)
+                                .context("store the consumed offset")?;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(consumer = self.name, %error, "kafka consumer error");
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                    }
+                },
+                _ = maintenance.tick() => {
+                    if let Err(error) = self.maintain().await {
+                        tracing::warn!(consumer = self.name, error = format!("{error:#}"), "consumer maintenance failed");
+                    }
+                }
+            }
+        }
+        if let Err(error) = consumer.commit_consumer_state(CommitMode::Sync) {
+            // Nothing stored since the last commit is the common case; anything else is redelivered.
+            tracing::debug!(consumer = self.name, %error, "final offset commit");
+        }
+        consumer.unsubscribe();
+        tracing::info!(consumer = self.name, "consumer stopped");
+        Ok(())
+    }
+
+    /// Applies, skips or parks one message. Returns whether its offset may be
+    /// stored: false only when shutdown interrupted it, so it is redelivered.
+    async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
+        let headers = read_headers(message);
+        let topic = message
+            .topic()
+            .strip_prefix(&self.kafka.topic_prefix)
+            .unwrap_or(message.topic())
+            .to_owned();
+        let key = message
+            .key()
+            .map(|key| String::from_utf8_lossy(key).into_owned());
+        let payload = message.payload().unwrap_or_default();
+        let span = tracing::info_span!(
+            "consume",
+            consumer = self.name,
+            topic,
+            partition = message.partition(),
+            offset = message.offset(),
+            message_type = tracing::field::Empty,
+            message_id = tracing::field::Empty,
+            correlation_id = tracing::field::Empty,
+        );
+        trace_context::continue_trace(&span, &headers);
+        let parked = ParkedMessage {
+            consumer: &self.name,
+            topic: &topic,
+            partition: message.partition(),
+            offset: message.offset(),
+            key: key.as_deref(),
+            headers: &headers,
+            payload,
+        };
+
+        let started = Instant::now();
+        let outcome = async {
+            let envelope: Envelope = match serde_json::from_slice(payload) {
+                Ok(envelope) => envelope,
+                Err(error) => {
+                    let error = anyhow::Error::new(error).context("the message is not an envelope");
+                    return self.park(&parked, None, &error, 1, shutdown).await;
+                }
+            };
+            let current = tracing::Span::current();
+            current.record("message_type", envelope.message_type.as_str());
+            current.record("message_id", tracing::field::display(envelope.message_id));
+            current.record(
+                "correlation_id",
+                tracing::field::display(envelope.correlation_id),
+            );
+
+            if let Some(reason) = self.unsupported(&envelope.message_type) {
+                return match reason {
+                    Unsupported::Skip => {
+                        tracing::debug!("skipping a message type this consumer does not apply");
+                        Some(Outcome::Skipped)
+                    }
+                    Unsupported::Park(why) => {
+                        let error = anyhow::anyhow!(why);
+                        self.park(&parked, Some(&envelope), &error, 1, shutdown)
+                            .await
+                    }
+                };
+            }
+            let incoming = Incoming {
+                envelope,
+                topic: topic.clone(),
+                partition: message.partition(),
+                offset: message.offset(),
+                key: key.clone(),
+            };
+            self.apply_with_retries(&incoming, &parked, shutdown).await
+        }
+        .instrument(span)
+        .await;
+
+        let Some(outcome) = outcome else {
+            return false;
+        };
+        metrics::histogram!("consumer_handler_duration_seconds", "consumer" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        metrics::counter!("consumer_messages_total", "consumer" => self.name.clone(), "outcome" => outcome.label())
+            .increment(1);
+        let counter = match outcome {
+            Outcome::Applied => &self.stats.inner.applied,
+            Outcome::Duplicate => &self.stats.inner.duplicates,
+            Outcome::Skipped => &self.stats.inner.skipped,
+            Outcome::DeadLettered => &self.stats.inner.dead_lettered,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+        true
+    }
+
+    fn unsupported(&self, message_type: &str) -> Option<Unsupported> {
+        let known = self.handler.message_types();
+        if known.contains(&message_type) {
+            return None;
+        }
+        let Ok(parsed) = message_type.parse::<MessageType>() else {
+            return Some(Unsupported::Park(format!(
+                "malformed message type `{message_type}`"
+            )));
+        };
+        let newer_than_known = known
+            .iter()
+            .filter_map(|known| known.parse::<MessageType>().ok())
+            .any(|known| known.same_message_as(&parsed) && parsed.version > known.version);
+        if newer_than_known {
+            Some(Unsupported::Park(format!(
+                "{message_type} is newer than this consumer understands; upgrade it, then replay"
+            )))
+        } else {
+            Some(Unsupported::Skip)
+        }
+    }
+
+    async fn apply_with_retries(
+        &self,
+        incoming: &Incoming,
+        parked: &ParkedMessage<'_>,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        let mut backoff = Duration::from_millis(self.settings.initial_backoff_ms);
+        let max_backoff = Duration::from_millis(self.settings.max_backoff_ms);
+        let mut attempt = 1;
+        loop {
+            match self.apply_once(incoming).await {
+                Ok(outcome) => return Some(outcome),
+                Err(HandlerError::Permanent(error)) => {
+                    return self
+                        .park(parked, Some(&incoming.envelope), &error, attempt, shutdown)
+                        .await;
+                }
+                Err(HandlerError::Transient(error)) if attempt >= self.settings.max_attempts => {
+                    return self
+                        .park(parked, Some(&incoming.envelope), &error, attempt, shutdown)
+                        .await;
+                }
+                Err(HandlerError::Transient(error)) => {
+                    tracing::warn!(
+                        attempt,
+                        error = format!("{error:#}"),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "handler failed; retrying"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => return None,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
+                    attempt += 1;
+                }
+            }
+        }
+    }
+
+    /// One attempt: inbox row, effect and outgoing messages in one transaction.
+    async fn apply_once(&self, incoming: &Incoming) -> Result<Outcome, HandlerError> {
+        let mut tx = self.pool.begin().await?;
+        if !record_in_inbox(&mut tx, &self.name, &incoming.envelope).await? {
+            tx.commit().await?;
+            tracing::debug!("duplicate delivery acknowledged without applying it again");
+            return Ok(Outcome::Duplicate);
+        }
+        self.handler.handle(&mut tx, incoming).await?;
+        tx.commit().await?;
+        Ok(Outcome::Applied)
+    }
+
+    /// Parks the message; retries the parking itself until it succeeds, since
+    /// moving on without either applying or parking would lose the message.
+    async fn park(
+        &self,
+        parked: &ParkedMessage<'_>,
+        envelope: Option<&Envelope>,
+        error: &anyhow::Error,
+        attempts: u32,
+        shutdown: &CancellationToken,
+    ) -> Option<Outcome> {
+        let mut backoff = Duration::from_millis(self.settings.initial_backoff_ms);
+        loop {
+            match dead_letters::park(&self.pool, parked, envelope, error, attempts).await {
+                Ok(()) => {
+                    tracing::error!(
+                        attempts,
+                        error = format!("{error:#}"),
+                        "message parked as a dead letter"
+                    );
+                    metrics::counter!("dead_letters_total", "consumer" => self.name.clone())
+                        .increment(1);
+                    return Some(Outcome::DeadLettered);
+                }
+                Err(park_error) => {
+                    tracing::error!(
+                        error = format!("{park_error:#}"),
+                        "could not park a dead letter; retrying"
+                    );
+                    tokio::select! {
+                        () = shutdown.cancelled() => return None,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff =
+                        (backoff * 2).min(Duration::from_millis(self.settings.max_backoff_ms));
+                }
+            }
+        }
+    }
+
+    async fn maintain(&self) -> anyhow::Result<()> {
+        let replayed =
+            dead_letters::replay_requested(&self.pool, &self.name, self.handler.as_ref()).await?;
+        if replayed > 0 {
+            self.stats
+                .inner
+                .replayed
+                .fetch_add(replayed, Ordering::Relaxed);
+        }
+        sqlx::query(
+            "DELETE FROM inbox WHERE consumer = $1 AND message_id IN (
+                 SELECT message_id FROM inbox
+                 WHERE consumer = $1 AND processed_at < now() - make_interval(secs => $2)
+                 LIMIT 10000
+             )",
+        )
+        .bind(&self.name)
+        .bind(self.settings.inbox_retention_secs as f64)
+        .execute(&self.pool)
+        .await
+        .context("prune the inbox")?;
+        Ok(())
+    }
+}
+
+enum Unsupported {
+    Skip,
+    Park(String),
+}
+
+/// Inserts the inbox row; false if this consumer already applied the message.
+pub(crate) async fn record_in_inbox(
+    conn: &mut PgConnection,
+    consumer: &str,
+    envelope: &Envelope,
+) -> Result<bool, sqlx::Error> {
+    let inserted = sqlx::query(
+        "INSERT INTO inbox (consumer, message_id, message_type) VALUES ($1, $2, $3)
+         ON CONFLICT (consumer, message_id) DO NOTHING",
+    )
+    .bind(consumer)
+    .bind(envelope.message_id)
+    .bind(&envelope.message_type)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    Ok(inserted == 1)
+}
+
+fn read_headers(message: &BorrowedMessage<'_>) -> HashMap<String, String> {
+    let mut headers = HashMap::new();
+    if let Some(borrowed) = message.headers() {
+        for header in borrowed.iter() {
+            if let Some(value) = header.value {
+                headers.insert(
+                    header.key.to_owned(),
+                    String::from_utf8_lossy(value).into_owned(),
+                );
+            }
+        }
+    }
+    headers
+}
+
+/// Logs rebalances and exports consumer lag from librdkafka's statistics.
+struct GroupContext {
+    consumer: String,
+}
+
+impl ClientContext for GroupContext {
+    fn stats(&self, statistics: Statistics) {
+        for (topic, topic_stats) in statistics.topics {
+            for (partition, partition_stats) in topic_stats.partitions {
+                if partition < 0 || partition_stats.consumer_lag < 0 {
+                    continue;
+                }
+                metrics::gauge!(
+                    "consumer_lag",
+                    "consumer" => self.consumer.clone(),
+                    "topic" => topic.clone(),
+                    "partition" => partition.to_string()
+                )
+                .set(partition_stats.consumer_lag as f64);
+            }
+        }
+    }
+}
+
+impl ConsumerContext for GroupContext {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        tracing::info!(consumer = self.consumer, rebalance = ?rebalance, "rebalance starting");
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &Rebalance<'_>,
+    ) {
+        tracing::info!(consumer = self.consumer, rebalance = ?rebalance, "rebalance done");
+    }
+}

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# `make down`: stops exactly what `make up` (or `make test`) started.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+# Services first, in reverse start order (booking, the orchestrator, first),
+# so they drain while the broker is still there.
+for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
+  stop_pid_file "$RUN_DIR/${SERVICES[i]%%:*}.pid" 20
+done
+stop_pid_file "$RUN_DIR/broker.pid" 15
+if [[ -f "$RUN_DIR/postgres.started" ]]; then
+  version=$(<"$RUN_DIR/postgres.started")
+  log "stopping the Postgres $version cluster that make up started"
+  pg_ctlcluster --skip-systemctl-redirect "$version" main stop || warn "could not stop Postgres"
+  rm -f "$RUN_DIR/postgres.started"
+fi
+log "down"

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# `make status`: what is running, where, and whether it is ready.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+row() { printf '%-17s %-9s %-8s %s\n' "$@"; }
+row COMPONENT STATE PID WHERE
+if pg_isready -q -d "$PG_URL" 2>/dev/null; then state=up; else state=down; fi
+row postgres "$state" - "${PG_URL%%\?*}"
+pid=-; [[ -f "$RUN_DIR/broker.pid" ]] && pid=$(<"$RUN_DIR/broker.pid")
+if port_open "$BROKER_HOST" "$BROKER_PORT"; then state=up; else state=down; fi
+row broker "$state" "$pid" "$BROKER_HOST:$BROKER_PORT"
+for entry in "${SERVICES[@]}"; do
+  name=${entry%%:*} port=${entry##*:} pid=-
+  pid_file="$RUN_DIR/$name.pid"
+  if pid_alive "$pid_file"; then
+    pid=$(<"$pid_file")
+    if curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$port/health/ready"; then state=ready; else state=running; fi
+  else
+    state=stopped
+  fi
+  row "$name" "$state" "$pid" "http://127.0.0.1:$port"
+done

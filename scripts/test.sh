@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# `make test`: everything CI runs. Formatting, lints, then the whole test
+# suite (unit and integration) against the real Postgres and broker, which are
+# started if needed, then the static checks of the deployment files.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+"$ROOT/scripts/ensure-postgres.sh"
+"$ROOT/scripts/ensure-broker.sh"
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy --all-targets -- -D warnings"
+cargo clippy --locked --workspace --all-targets -- -D warnings
+
+log "dropping the previous run's test databases"
+cargo run --locked --quiet -p contrail-admin -- --admin-url "$PG_URL" drop-test-databases
+
+export CONTRAIL_TEST_ADMIN_URL="$PG_URL"
+export CONTRAIL_TEST_BROKERS="$BROKER_HOST:$BROKER_PORT"
+log "running the test suite"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --locked --workspace --no-fail-fast
+  cargo test --locked --workspace --doc --quiet
+else
+  cargo test --locked --workspace --no-fail-fast
+fi
+
+if [[ -x "$ROOT/scripts/validate-deploy.sh" ]]; then
+  log "validating the deployment files"
+  "$ROOT/scripts/validate-deploy.sh"
+fi

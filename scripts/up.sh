@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make up`: Postgres, the broker and the four services, each started only if
+# it is not already running. Safe to run again at any time.
+set -euo pipefail
+source "$(dirname "$0")/common.sh"
+
+"$ROOT/scripts/ensure-postgres.sh"
+"$ROOT/scripts/ensure-broker.sh"
+
+log "building the services ($PROFILE)"
+profile_flag=()
+[[ "$PROFILE" == release ]] && profile_flag=(--release)
+cargo build --locked "${profile_flag[@]}" --bins -p flight-inventory -p booking -p payment -p notification -p contrail-admin
+
+log "provisioning the database, roles and schemas"
+CONTRAIL_ADMIN_URL="$PG_URL" "$BIN_DIR/contrail-admin" provision --database contrail
+
+ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health/ready"; }
+
+for entry in "${SERVICES[@]}"; do
+  name=${entry%%:*}
+  pid_file="$RUN_DIR/$name.pid"
+  if pid_alive "$pid_file"; then
+    log "$name is already running (pid $(<"$pid_file"))"
+    continue
+  fi
+  nohup "$BIN_DIR/$name" serve >>"$LOG_DIR/$name.log" 2>&1 &
+  echo $! >"$pid_file"
+  log "started $name (pid $!)"
+done
+
+for entry in "${SERVICES[@]}"; do
+  name=${entry%%:*} port=${entry##*:}
+  if ! wait_until 120 "" ready "$port"; then
+    tail -n 20 "$LOG_DIR/$name.log" >&2 || true
+    die "$name did not become ready on port $port; see $LOG_DIR/$name.log"
+  fi
+done
+
+log "Contrail is up"
+for entry in "${SERVICES[@]}"; do
+  printf '    %-17s http://127.0.0.1:%s   (logs: .local/logs/%s.log)\n' "${entry%%:*}" "${entry##*:}" "${entry%%:*}"
+done
+printf '    %-17s %s:%s\n' broker "$BROKER_HOST" "$BROKER_PORT"

@@ -1,0 +1,35 @@
+use payment::Payment;
+use test_support::conformance::check_service_conformance;
+
+#[tokio::test]
+async fn payment_meets_the_service_conformance_suite() {
+    check_service_conformance::<Payment>(&[
+        (
+            "POST",
+            "/accounts/cust-1/miles/credits",
+            "{\"miles\": ",
+            400,
+        ),
+        (
+            "POST",
+            "/accounts/cust-1/miles/credits",
+            "{\"miles\": \"many\", \"reason\": \"x\"}",
+            422,
+        ),
+        (
+            "POST",
+            "/accounts/cust-1/miles/credits",
+            "{\"miles\": -5, \"reason\": \"x\"}",
+            422,
+        ),
+        (
+            "POST",
+            "/accounts/has%20space/miles/credits",
+            "{\"miles\": 5, \"reason\": \"x\"}",
+            400,
+        ),
+        ("GET", "/accounts/has%20space/miles", "", 400),
+    ])
+    .await
+    .unwrap();
+}
