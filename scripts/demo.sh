@@ -13,7 +13,10 @@ NOTIFICATION=http://127.0.0.1:8083
 step() { printf '\n\033[1;36m### %s\033[0m\n' "$*"; }
 show() {
   printf '\033[2m$ curl %s\033[0m\n' "$*"
-  curl -sS "$@" | { command -v python3 >/dev/null && python3 -m json.tool 2>/dev/null || cat; }
+  local output
+  output=$(curl -sS "$@")
+  # Pretty-print a JSON body; anything else (headers with -i) as it came.
+  python3 -m json.tool <<<"$output" 2>/dev/null || printf '%s\n' "$output"
   echo
 }
 

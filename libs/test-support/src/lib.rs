@@ -13,6 +13,7 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `CONTRAIL_TEST_BROKERS`
 //! (default `127.0.0.1:9092`).
 
+pub mod broker;
 pub mod conformance;
 
 use std::net::SocketAddr;

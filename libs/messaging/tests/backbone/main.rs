@@ -1,0 +1,8 @@
+//! The messaging backbone against real Postgres and the real broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod broker_outage;
+mod dead_letters;
+mod delivery;
+mod harness;
+mod ordering;
