@@ -167,6 +167,10 @@ pub struct ConsumerSettings {
     /// How often to look for replay requests and prune the inbox.
     #[serde(default = "default_maintenance_interval_ms")]
     pub maintenance_interval_ms: u64,
+    /// How long the broker may hold a fetch while it has nothing new; bounds
+    /// the idle latency of a consumer.
+    #[serde(default = "default_fetch_wait_max_ms")]
+    pub fetch_wait_max_ms: u64,
     /// Inbox rows older than this are pruned; a redelivery older than that is not expected.
     #[serde(default = "default_inbox_retention_secs")]
     pub inbox_retention_secs: u64,
@@ -181,6 +185,7 @@ impl Default for ConsumerSettings {
             auto_commit_interval_ms: default_auto_commit_interval_ms(),
             maintenance_interval_ms: default_maintenance_interval_ms(),
             inbox_retention_secs: default_inbox_retention_secs(),
+            fetch_wait_max_ms: default_fetch_wait_max_ms(),
         }
     }
 }
@@ -199,6 +204,9 @@ fn default_auto_commit_interval_ms() -> u64 {
 }
 fn default_maintenance_interval_ms() -> u64 {
     1_000
+}
+fn default_fetch_wait_max_ms() -> u64 {
+    100
 }
 fn default_inbox_retention_secs() -> u64 {
     7 * 24 * 3600

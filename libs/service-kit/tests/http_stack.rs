@@ -1,6 +1,7 @@
 //! The shared HTTP stack's promises: every rejection is problem+json with the
 //! right status, overload and slowness are 503s with `Retry-After`, and every
 //! response carries a request id.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
 
 use std::sync::Arc;
 use std::time::Duration;

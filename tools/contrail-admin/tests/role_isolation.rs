@@ -1,5 +1,6 @@
 //! Data ownership is enforced by the database, not by convention: a service's
 //! role can use its own schema and nothing else.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
 
 use sqlx::{Executor, PgConnection};
 use test_support::TestDatabase;

@@ -1,1 +1,2 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
 mod conformance;

@@ -1,2 +1,3 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
 mod conformance;
 mod miles;
