@@ -205,7 +205,10 @@ impl Consumer {
             )
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
-            .set("fetch.wait.max.ms", self.settings.fetch_wait_max_ms.to_string())
+            .set(
+                "fetch.wait.max.ms",
+                self.settings.fetch_wait_max_ms.to_string(),
+            )
             .create_with_context(context)
             .context("create the kafka consumer")?;
         let topics: Vec<String> = self

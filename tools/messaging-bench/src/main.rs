@@ -16,7 +16,9 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use contracts::{Envelope, Message};
 use futures::future::BoxFuture;
-use messaging::{Consumer, HandlerError, Incoming, KafkaSettings, MessageHandler, OutboxRelay, Producer};
+use messaging::{
+    Consumer, HandlerError, Incoming, KafkaSettings, MessageHandler, OutboxRelay, Producer,
+};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use service_kit::db::{provision, quote_ident, SchemaOwner};
@@ -32,7 +34,11 @@ const LATENCY_TOPIC: &str = "bench.latency";
 #[derive(Debug, Parser)]
 #[command(about)]
 struct Args {
-    #[arg(long, env = "CONTRAIL_ADMIN_URL", default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
+    #[arg(
+        long,
+        env = "CONTRAIL_ADMIN_URL",
+        default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+    )]
     admin_url: String,
     #[arg(long, default_value = "127.0.0.1:9092")]
     brokers: String,
@@ -67,12 +73,23 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
     let admin_url = SecretString::from(args.admin_url.clone());
-    let owner = SchemaOwner { role: "booking".to_owned(), schema: "booking".to_owned(), password: None };
+    let owner = SchemaOwner {
+        role: "booking".to_owned(),
+        schema: "booking".to_owned(),
+        password: None,
+    };
     provision(&admin_url, database, &[owner]).await?;
     let admin = PgConnectOptions::from_str(&args.admin_url)?;
-    let url = format!("postgres://booking@{}:{}/{database}", admin.get_host(), admin.get_port());
+    let url = format!(
+        "postgres://booking@{}:{}/{database}",
+        admin.get_host(),
+        admin.get_port()
+    );
     let options = PgConnectOptions::from_str(&url)?.options([("search_path", "booking")]);
-    let pool = PgPoolOptions::new().max_connections(8).connect_with(options).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(8)
+        .connect_with(options)
+        .await?;
     messaging::MIGRATOR.run(&pool).await?;
     let kafka: KafkaSettings = serde_json::from_value(serde_json::json!({
         "brokers": args.brokers,
@@ -81,13 +98,22 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
     }))?;
     messaging::topics::ensure_topics(&kafka, &[TOPIC, LATENCY_TOPIC]).await?;
 
-    println!("messaging-bench: {} cores, Postgres and the broker on this machine", std::thread::available_parallelism().map_or(0, |n| n.get()));
+    println!(
+        "messaging-bench: {} cores, Postgres and the broker on this machine",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    );
     let baseline = pgbench_baseline(&args.admin_url, database, args.seconds)?;
-    println!("\nbaseline  pgbench, one-row INSERT per transaction, 4 clients, {}s: {baseline:.0} tps", args.seconds);
+    println!(
+        "\nbaseline  pgbench, one-row INSERT per transaction, 4 clients, {}s: {baseline:.0} tps",
+        args.seconds
+    );
 
     let throughput = relay_throughput(&pool, &kafka, args.messages).await?;
     println!("\nrelay     {} messages committed beforehand, one relay: {throughput:.0} messages/s (commit → broker ack → marked)", args.messages);
-    println!("          = {:.2}× the pgbench transaction rate", throughput / baseline);
+    println!(
+        "          = {:.2}× the pgbench transaction rate",
+        throughput / baseline
+    );
 
     let latencies = end_to_end_latency(&pool, &kafka, args.rate, args.seconds).await?;
     println!(
@@ -107,7 +133,12 @@ async fn run(args: &Args, database: &str) -> anyhow::Result<()> {
 /// closest plain-Postgres analogue of a business write plus its outbox row.
 fn pgbench_baseline(admin_url: &str, database: &str, seconds: u64) -> anyhow::Result<f64> {
     let url = PgConnectOptions::from_str(admin_url)?;
-    let connection = format!("host={} port={} user={} dbname={database}", url.get_host(), url.get_port(), url.get_username());
+    let connection = format!(
+        "host={} port={} user={} dbname={database}",
+        url.get_host(),
+        url.get_port(),
+        url.get_username()
+    );
     let psql = Command::new("psql")
         .args([connection.as_str(), "-qc", "CREATE TABLE public.pgbench_rows (id bigserial PRIMARY KEY, payload bytea NOT NULL, created_at timestamptz NOT NULL DEFAULT now())"])
         .status()
@@ -131,7 +162,12 @@ fn pgbench_baseline(admin_url: &str, database: &str, seconds: u64) -> anyhow::Re
         .find_map(|line| line.strip_prefix("tps = "))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|tps| tps.parse::<f64>().ok())
-        .with_context(|| format!("read pgbench's tps from:\n{stdout}{}", String::from_utf8_lossy(&output.stderr)))
+        .with_context(|| {
+            format!(
+                "read pgbench's tps from:\n{stdout}{}",
+                String::from_utf8_lossy(&output.stderr)
+            )
+        })
 }
 
 fn which_pgbench() -> String {
@@ -145,7 +181,11 @@ fn which_pgbench() -> String {
     debian.map_or_else(|| "pgbench".to_owned(), |path| path.display().to_string())
 }
 
-async fn relay_throughput(pool: &PgPool, kafka: &KafkaSettings, messages: usize) -> anyhow::Result<f64> {
+async fn relay_throughput(
+    pool: &PgPool,
+    kafka: &KafkaSettings,
+    messages: usize,
+) -> anyhow::Result<f64> {
     let correlation = Uuid::now_v7();
     for chunk_start in (0..messages).step_by(1000) {
         let mut tx = pool.begin().await?;
@@ -178,10 +218,19 @@ impl MessageHandler for Timer {
         &[Ping::MESSAGE_TYPE]
     }
 
-    fn handle<'a>(&'a self, _conn: &'a mut PgConnection, message: &'a Incoming) -> BoxFuture<'a, Result<(), HandlerError>> {
+    fn handle<'a>(
+        &'a self,
+        _conn: &'a mut PgConnection,
+        message: &'a Incoming,
+    ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let now = Instant::now();
-            let committed = self.0.committed.lock().ok().and_then(|map| map.get(&message.envelope.message_id).copied());
+            let committed = self
+                .0
+                .committed
+                .lock()
+                .ok()
+                .and_then(|map| map.get(&message.envelope.message_id).copied());
             if let (Some(committed), Ok(mut latencies)) = (committed, self.0.latencies_ms.lock()) {
                 latencies.push(now.duration_since(committed).as_secs_f64() * 1000.0);
             }
@@ -190,19 +239,40 @@ impl MessageHandler for Timer {
     }
 }
 
-async fn end_to_end_latency(pool: &PgPool, kafka: &KafkaSettings, rate: u64, seconds: u64) -> anyhow::Result<Vec<f64>> {
+async fn end_to_end_latency(
+    pool: &PgPool,
+    kafka: &KafkaSettings,
+    rate: u64,
+    seconds: u64,
+) -> anyhow::Result<Vec<f64>> {
     let clock = Arc::new(Clock::default());
     let shutdown = CancellationToken::new();
-    let relay = OutboxRelay::new(pool.clone(), Producer::new(kafka, "bench-latency-relay")?, kafka);
+    let relay = OutboxRelay::new(
+        pool.clone(),
+        Producer::new(kafka, "bench-latency-relay")?,
+        kafka,
+    );
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
-    let consumer = Consumer::new("bench-timer", &[LATENCY_TOPIC], Arc::new(Timer(Arc::clone(&clock))), pool.clone(), kafka);
+    let consumer = Consumer::new(
+        "bench-timer",
+        &[LATENCY_TOPIC],
+        Arc::new(Timer(Arc::clone(&clock))),
+        pool.clone(),
+        kafka,
+    );
     let stats = consumer.stats();
     let consumer_task = tokio::spawn(consumer.run(shutdown.clone()));
 
     // One message first, so the consumer has joined its group before anything is timed.
     let correlation = Uuid::now_v7();
     let mut tx = pool.begin().await?;
-    messaging::enqueue(&mut tx, LATENCY_TOPIC, "warm-up", &Envelope::new(Ping { seq: 0 }, correlation)).await?;
+    messaging::enqueue(
+        &mut tx,
+        LATENCY_TOPIC,
+        "warm-up",
+        &Envelope::new(Ping { seq: 0 }, correlation),
+    )
+    .await?;
     tx.commit().await?;
     let warm_up = Instant::now();
     while stats.applied() == 0 {
@@ -219,14 +289,25 @@ async fn end_to_end_latency(pool: &PgPool, kafka: &KafkaSettings, rate: u64, sec
         ticker.tick().await;
         let envelope = Envelope::new(Ping { seq }, correlation);
         let mut tx = pool.begin().await?;
-        messaging::enqueue(&mut tx, LATENCY_TOPIC, &format!("key-{}", seq % 100), &envelope).await?;
+        messaging::enqueue(
+            &mut tx,
+            LATENCY_TOPIC,
+            &format!("key-{}", seq % 100),
+            &envelope,
+        )
+        .await?;
         tx.commit().await?;
         if let Ok(mut committed) = clock.committed.lock() {
             committed.insert(envelope.message_id, Instant::now());
         }
     }
     let deadline = Instant::now() + Duration::from_secs(60);
-    while clock.latencies_ms.lock().map_or(0, |latencies| latencies.len()) < total as usize {
+    while clock
+        .latencies_ms
+        .lock()
+        .map_or(0, |latencies| latencies.len())
+        < total as usize
+    {
         if Instant::now() > deadline {
             break;
         }
@@ -235,10 +316,17 @@ async fn end_to_end_latency(pool: &PgPool, kafka: &KafkaSettings, rate: u64, sec
     shutdown.cancel();
     relay_task.await??;
     consumer_task.await??;
-    let mut latencies = clock.latencies_ms.lock().map(|latencies| latencies.clone()).unwrap_or_default();
+    let mut latencies = clock
+        .latencies_ms
+        .lock()
+        .map(|latencies| latencies.clone())
+        .unwrap_or_default();
     latencies.sort_by(f64::total_cmp);
     if latencies.len() < total as usize {
-        bail!("only {} of {total} messages reached the handler within 60 s of the run's end", latencies.len());
+        bail!(
+            "only {} of {total} messages reached the handler within 60 s of the run's end",
+            latencies.len()
+        );
     }
     Ok(latencies)
 }
@@ -252,9 +340,17 @@ fn percentile(sorted: &[f64], quantile: f64) -> f64 {
 }
 
 async fn drop_database(admin_url: &str, database: &str) -> anyhow::Result<()> {
-    let mut admin = PgConnection::connect(admin_url).await.context("connect as administrator")?;
+    let mut admin = PgConnection::connect(admin_url)
+        .await
+        .context("connect as administrator")?;
     admin
-        .execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(database)).as_str())
+        .execute(
+            format!(
+                "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                quote_ident(database)
+            )
+            .as_str(),
+        )
         .await
         .context("drop the scratch database")?;
     Ok(())
