@@ -1,0 +1,400 @@
+//! Read models fed from the global log, effectively once, and rebuilt
+//! beside the live copy.
+//!
+//! Each read-model table exists in generations, `<table>_g<n>`, and readers
+//! query a view `<table>` over the live generation. The runner applies a
+//! batch of events and moves the generation's checkpoint in one transaction,
+//! so a crash replays nothing twice and skips nothing. A rebuild fills a new
+//! generation from the start of the log while the live one keeps serving,
+//! then repoints the views and the live generation in one transaction.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{anyhow, Context};
+use futures::{FutureExt, StreamExt};
+use sqlx::{Connection, Executor, PgConnection};
+use tokio_util::sync::CancellationToken;
+
+use crate::postgres::{i64_to_db, position_from_db, read_all_in};
+use crate::subscription::IdleBackoff;
+use crate::{EventStore, PgEventStore, Position, ProjectionError, RecordedEvent};
+
+/// A read model built from events.
+pub trait Projection: Send + Sync + 'static {
+    /// Stable and unique within the schema: keys the checkpoints.
+    fn name(&self) -> &'static str;
+
+    /// The tables of the read model, as readers name them (the views).
+    /// Lowercase identifiers of at most 50 characters.
+    fn tables(&self) -> &'static [&'static str];
+
+    /// Creates one generation of the tables, named by [`Tables::name`].
+    fn create_tables(
+        &self,
+        conn: &mut PgConnection,
+        tables: &Tables,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+
+    /// Applies one event to the tables named by `tables`, on the runner's
+    /// transaction; the checkpoint commits with it. Ignore events of no interest.
+    fn apply(
+        &self,
+        conn: &mut PgConnection,
+        tables: &Tables,
+        event: &RecordedEvent,
+    ) -> impl Future<Output = anyhow::Result<()>> + Send;
+}
+
+/// The physical tables of one generation of a read model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tables {
+    generation: u32,
+}
+
+impl Tables {
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// The table behind the view `table` in this generation.
+    pub fn name(&self, table: &str) -> String {
+        format!("{table}_g{}", self.generation)
+    }
+}
+
+/// How a runner reads.
+#[derive(Debug, Clone)]
+pub struct ProjectionSettings {
+    /// Events applied per transaction.
+    pub batch_size: usize,
+    /// The longest the runner waits without a notification before reading again.
+    pub poll_interval: Duration,
+}
+
+impl Default for ProjectionSettings {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            poll_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// Feeds one projection. Several runners of the same projection may run at
+/// once (one per replica): each batch locks the projection, so they take
+/// turns and never apply an event twice.
+#[derive(Debug)]
+pub struct ProjectionRunner<P> {
+    store: PgEventStore,
+    projection: P,
+    settings: ProjectionSettings,
+}
+
+impl<P: Projection> ProjectionRunner<P> {
+    pub fn new(
+        store: PgEventStore,
+        projection: P,
+        settings: ProjectionSettings,
+    ) -> Result<Self, ProjectionError> {
+        for table in projection.tables() {
+            if !is_plain_identifier(table) {
+                return Err(anyhow!(
+                    "projection {} names table {table:?}, which is not a lowercase identifier of at most 50 characters",
+                    projection.name()
+                )
+                .into());
+            }
+        }
+        Ok(Self {
+            store,
+            projection,
+            settings,
+        })
+    }
+
+    pub fn projection(&self) -> &P {
+        &self.projection
+    }
+
+    /// Creates the first generation and its views if the projection is new.
+    /// Safe to call from several runners at once.
+    #[tracing::instrument(skip_all, fields(projection = self.projection.name()), err)]
+    pub async fn initialize(&self) -> Result<(), ProjectionError> {
+        let mut conn = self.connection().await?;
+        let mut tx = conn.begin().await.context("begin")?;
+        // A concurrent initializer waits here on the primary key, then finds
+        // the row and does nothing.
+        let created = sqlx::query(
+            "INSERT INTO projections (projection, live_generation) VALUES ($1, 1) \
+             ON CONFLICT (projection) DO NOTHING",
+        )
+        .bind(self.projection.name())
+        .execute(&mut *tx)
+        .await
+        .context("register the projection")?
+        .rows_affected()
+            == 1;
+        if created {
+            let tables = Tables { generation: 1 };
+            self.create_generation(&mut tx, tables).await?;
+            self.point_views_at(&mut tx, tables).await?;
+        }
+        tx.commit().await.context("commit")?;
+        Ok(())
+    }
+
+    /// The live generation and how far it has read.
+    #[tracing::instrument(skip_all, fields(projection = self.projection.name()), err)]
+    pub async fn live(&self) -> Result<(Tables, Position), ProjectionError> {
+        let mut conn = self.connection().await?;
+        let row: (i32, i64, i64) = sqlx::query_as(
+            "SELECT c.generation, c.transaction_id::text::bigint, c.sequence \
+             FROM projections p JOIN projection_checkpoints c \
+               ON c.projection = p.projection AND c.generation = p.live_generation \
+             WHERE p.projection = $1",
+        )
+        .bind(self.projection.name())
+        .fetch_one(&mut *conn)
+        .await
+        .context("select the live checkpoint")?;
+        Ok((tables_of(row.0)?, position_from_db(row.1, row.2)?))
+    }
+
+    /// Applies every event that can be read now to the live generation;
+    /// returns how many.
+    #[tracing::instrument(skip_all, fields(projection = self.projection.name()), err)]
+    pub async fn catch_up(&self) -> Result<u64, ProjectionError> {
+        let mut conn = self.connection().await?;
+        let mut applied = 0;
+        loop {
+            let mut tx = conn.begin().await.context("begin")?;
+            // Locks the projection, so a rebuild's swap and other runners wait
+            // for this batch, and this batch sees the generation they leave.
+            let live: i32 = sqlx::query_scalar(
+                "SELECT live_generation FROM projections WHERE projection = $1 FOR NO KEY UPDATE",
+            )
+            .bind(self.projection.name())
+            .fetch_one(&mut *tx)
+            .await
+            .context("lock the projection")?;
+            let batch = self.apply_batch(&mut tx, tables_of(live)?).await?;
+            tx.commit().await.context("commit a batch")?;
+            if batch == 0 {
+                return Ok(applied);
+            }
+            applied += batch;
+        }
+    }
+
+    /// Follows the log until `cancel`: catches up, then waits for a
+    /// notification or the poll interval, and again.
+    #[tracing::instrument(skip_all, fields(projection = self.projection.name()), err)]
+    pub async fn run(&self, cancel: CancellationToken) -> Result<(), ProjectionError> {
+        self.initialize().await?;
+        let mut notifications = self.store.append_notifications().await?;
+        let mut idle = IdleBackoff::new(self.settings.poll_interval);
+        while !cancel.is_cancelled() {
+            if self.catch_up().await? > 0 {
+                idle.reset();
+            }
+            tokio::select! {
+                () = cancel.cancelled() => {}
+                () = idle.sleep() => {}
+                notification = notifications.next() => {
+                    idle.reset();
+                    if notification.is_none() {
+                        notifications = futures::stream::pending().boxed();
+                    }
+                }
+            }
+            while let Some(Some(())) = notifications.next().now_or_never() {}
+        }
+        Ok(())
+    }
+
+    /// Rebuilds the read model from the first event into a new generation,
+    /// then makes it live atomically and drops the others; returns the new
+    /// generation. Readers see the old model until the swap commits and the
+    /// new one after it, never a partial one. One rebuild at a time.
+    #[tracing::instrument(skip_all, fields(projection = self.projection.name()), err)]
+    pub async fn rebuild(&self) -> Result<Tables, ProjectionError> {
+        self.initialize().await?;
+        let mut conn = self.connection().await?;
+
+        let mut tx = conn.begin().await.context("begin")?;
+        let next: i32 = sqlx::query_scalar(
+            "SELECT max(generation) + 1 FROM projection_checkpoints WHERE projection = $1",
+        )
+        .bind(self.projection.name())
+        .fetch_one(&mut *tx)
+        .await
+        .context("select the next generation")?;
+        let tables = tables_of(next)?;
+        self.create_generation(&mut tx, tables).await?;
+        tx.commit().await.context("commit the new generation")?;
+
+        // The bulk of the work, without holding up the live runner.
+        loop {
+            let mut tx = conn.begin().await.context("begin")?;
+            let batch = self.apply_batch(&mut tx, tables).await?;
+            tx.commit().await.context("commit a rebuild batch")?;
+            if batch == 0 {
+                break;
+            }
+        }
+
+        // The swap: wait for the live runner's batch, take the last events,
+        // repoint the views. The old generation's readers finish on it.
+        let mut tx = conn.begin().await.context("begin the swap")?;
+        sqlx::query("SELECT 1 FROM projections WHERE projection = $1 FOR NO KEY UPDATE")
+            .bind(self.projection.name())
+            .execute(&mut *tx)
+            .await
+            .context("lock the projection")?;
+        while self.apply_batch(&mut tx, tables).await? > 0 {}
+        self.point_views_at(&mut tx, tables).await?;
+        sqlx::query(
+            "UPDATE projections SET live_generation = $2, swapped_at = now() WHERE projection = $1",
+        )
+        .bind(self.projection.name())
+        .bind(next)
+        .execute(&mut *tx)
+        .await
+        .context("make the new generation live")?;
+        let retired: Vec<i32> = sqlx::query_scalar(
+            "DELETE FROM projection_checkpoints WHERE projection = $1 AND generation <> $2 \
+             RETURNING generation",
+        )
+        .bind(self.projection.name())
+        .bind(next)
+        .fetch_all(&mut *tx)
+        .await
+        .context("retire the other generations")?;
+        tx.commit().await.context("commit the swap")?;
+
+        // Separately, so the swap does not wait for readers of the old tables.
+        for generation in retired {
+            let retired = tables_of(generation)?;
+            for table in self.projection.tables() {
+                let statement = format!("DROP TABLE IF EXISTS {}", retired.name(table));
+                conn.execute(statement.as_str())
+                    .await
+                    .with_context(|| format!("drop {}", retired.name(table)))?;
+            }
+        }
+        tracing::info!(generation = next, "read model rebuilt and swapped in");
+        Ok(tables)
+    }
+
+    async fn connection(&self) -> anyhow::Result<sqlx::pool::PoolConnection<sqlx::Postgres>> {
+        self.store
+            .pool()
+            .acquire()
+            .await
+            .context("acquire a connection")
+    }
+
+    async fn create_generation(
+        &self,
+        conn: &mut PgConnection,
+        tables: Tables,
+    ) -> Result<(), ProjectionError> {
+        self.projection
+            .create_tables(conn, &tables)
+            .await
+            .with_context(|| format!("create generation {} of the tables", tables.generation))?;
+        sqlx::query(
+            "INSERT INTO projection_checkpoints (projection, generation, transaction_id, sequence) \
+             VALUES ($1, $2, '0', 0)",
+        )
+        .bind(self.projection.name())
+        .bind(i32::try_from(tables.generation).context("generation out of range")?)
+        .execute(&mut *conn)
+        .await
+        .context("insert the generation's checkpoint")?;
+        Ok(())
+    }
+
+    /// Drop and create rather than `CREATE OR REPLACE`: a rebuild may change columns.
+    async fn point_views_at(
+        &self,
+        conn: &mut PgConnection,
+        tables: Tables,
+    ) -> Result<(), ProjectionError> {
+        for table in self.projection.tables() {
+            let statement = format!(
+                "DROP VIEW IF EXISTS {table}; CREATE VIEW {table} AS SELECT * FROM {}",
+                tables.name(table)
+            );
+            conn.execute(statement.as_str()).await.with_context(|| {
+                format!("point view {table} at generation {}", tables.generation)
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Reads one batch after the generation's checkpoint, applies it and moves
+    /// the checkpoint, all on the caller's transaction; returns the batch size.
+    async fn apply_batch(
+        &self,
+        tx: &mut PgConnection,
+        tables: Tables,
+    ) -> Result<u64, ProjectionError> {
+        let generation = i32::try_from(tables.generation).context("generation out of range")?;
+        let (transaction_id, sequence): (i64, i64) = sqlx::query_as(
+            "SELECT transaction_id::text::bigint, sequence FROM projection_checkpoints \
+             WHERE projection = $1 AND generation = $2 FOR UPDATE",
+        )
+        .bind(self.projection.name())
+        .bind(generation)
+        .fetch_one(&mut *tx)
+        .await
+        .context("select the checkpoint")?;
+        let after = position_from_db(transaction_id, sequence)?;
+        let events = read_all_in(tx, after, self.settings.batch_size).await?;
+        let Some(last) = events.last().map(|event| event.position) else {
+            return Ok(0);
+        };
+        for event in &events {
+            self.projection
+                .apply(tx, &tables, event)
+                .await
+                .map_err(|source| ProjectionError::Apply {
+                    projection: self.projection.name().to_owned(),
+                    event_id: event.event_id,
+                    event_type: event.event_type.clone(),
+                    source,
+                })?;
+        }
+        sqlx::query(
+            "UPDATE projection_checkpoints \
+             SET transaction_id = $3::text::xid8, sequence = $4, updated_at = now() \
+             WHERE projection = $1 AND generation = $2",
+        )
+        .bind(self.projection.name())
+        .bind(generation)
+        .bind(last.transaction_id.to_string())
+        .bind(i64_to_db(last.sequence)?)
+        .execute(&mut *tx)
+        .await
+        .context("move the checkpoint")?;
+        metrics::counter!(crate::metrics::PROJECTION_EVENTS_TOTAL, "projection" => self.projection.name())
+            .increment(events.len() as u64);
+        Ok(events.len() as u64)
+    }
+}
+
+fn tables_of(generation: i32) -> anyhow::Result<Tables> {
+    Ok(Tables {
+        generation: u32::try_from(generation).context("negative generation")?,
+    })
+}
+
+/// Table names are spliced into DDL, so only plain identifiers are allowed.
+fn is_plain_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some('a'..='z' | '_'))
+        && chars.all(|c| matches!(c, 'a'..='z' | '0'..='9' | '_'))
+        && name.len() <= 50
+}

@@ -1,0 +1,244 @@
+//! The repository: load, decide, append, retry; snapshots; time travel.
+
+use anyhow::{bail, ensure};
+use eventstore::{
+    Aggregate, EventStore, ExecuteError, InMemoryEventStore, Loaded, Repository, Snapshot,
+    SnapshotPolicy,
+};
+use proptest::prelude::*;
+
+use crate::domain::{Flight, FlightEvent, HoldError};
+use crate::helpers::pg_store_with_connections;
+
+async fn scheduled<S: EventStore>(
+    repository: &Repository<Flight, S>,
+    flight: &str,
+    capacity: u32,
+) -> anyhow::Result<Loaded<Flight>> {
+    let loaded = repository.load(flight).await?;
+    Ok(repository
+        .append(flight, loaded, &[FlightEvent::Scheduled { capacity }])
+        .await?)
+}
+
+#[tokio::test]
+async fn executing_a_command_appends_the_decided_events_and_returns_the_new_state(
+) -> anyhow::Result<()> {
+    let repository = Repository::<Flight, _>::new(InMemoryEventStore::new());
+    scheduled(&repository, "flight-1", 10).await?;
+
+    let held = repository
+        .execute("flight-1", |flight: &Flight| flight.hold(3))
+        .await?;
+
+    ensure!(held.version == 2 && held.state.held == 3, "{held:?}");
+    ensure!(repository.load("flight-1").await? == held);
+    let stored = repository.store().read_stream("flight-1", 2).await?;
+    ensure!(stored[0].event_type == "SeatsHeld" && stored[0].payload["seats"] == 3);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_rejected_command_appends_nothing() -> anyhow::Result<()> {
+    let repository = Repository::<Flight, _>::new(InMemoryEventStore::new());
+    scheduled(&repository, "flight-1", 2).await?;
+
+    let result = repository
+        .execute("flight-1", |flight: &Flight| flight.hold(3))
+        .await;
+
+    match result {
+        Err(ExecuteError::Rejected(HoldError::SoldOut { available: 2 })) => {}
+        other => bail!("expected a rejection, got {other:?}"),
+    }
+    ensure!(repository.load("flight-1").await?.version == 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_holds_are_retried_on_conflict_and_never_oversell() -> anyhow::Result<()> {
+    let store = pg_store_with_connections(5).await?;
+    let repository = Repository::<Flight, _>::new(store).with_max_attempts(50);
+    scheduled(&repository, "flight-1", 8).await?;
+
+    let holds = (0..10).map(|_| {
+        let repository = repository.clone();
+        tokio::spawn(async move {
+            repository
+                .execute("flight-1", |flight: &Flight| flight.hold(1))
+                .await
+        })
+    });
+    let results = futures::future::try_join_all(holds).await?;
+
+    let succeeded = results.iter().filter(|result| result.is_ok()).count();
+    let sold_out = results
+        .iter()
+        .filter(|result| {
+            matches!(
+                result,
+                Err(ExecuteError::Rejected(HoldError::SoldOut { .. }))
+            )
+        })
+        .count();
+    ensure!(succeeded == 8 && sold_out == 2, "{results:?}");
+    let flight = repository.load("flight-1").await?;
+    ensure!(flight.state.held == 8 && flight.version == 9, "{flight:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn loading_starts_from_the_latest_snapshot_and_applies_the_later_events() -> anyhow::Result<()>
+{
+    let store = pg_store_with_connections(2).await?;
+    let repository =
+        Repository::<Flight, _>::new(store.clone()).with_snapshots(SnapshotPolicy::every(3));
+    scheduled(&repository, "flight-1", 100).await?;
+    for _ in 0..9 {
+        repository
+            .execute("flight-1", |flight: &Flight| flight.hold(2))
+            .await?;
+    }
+
+    let snapshot = store.load_snapshot("flight-1").await?;
+    // Tamper with the snapshot: if loading uses it, the tampering shows.
+    let Some(mut snapshot) = snapshot else {
+        bail!("no snapshot was taken");
+    };
+    ensure!(
+        snapshot.version == 9,
+        "snapshot at version {}",
+        snapshot.version
+    );
+    snapshot.state["capacity"] = serde_json::json!(500);
+    sqlx::query("UPDATE snapshots SET state = $1")
+        .bind(&snapshot.state)
+        .execute(store.pool())
+        .await?;
+    let loaded = repository.load("flight-1").await?;
+
+    ensure!(
+        loaded.version == 10 && loaded.state.held == 18,
+        "{loaded:?}"
+    );
+    ensure!(loaded.state.capacity == 500, "the snapshot was used");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_snapshot_of_another_schema_version_is_ignored_and_replaced() -> anyhow::Result<()> {
+    let store = InMemoryEventStore::new();
+    let repository =
+        Repository::<Flight, _>::new(store.clone()).with_snapshots(SnapshotPolicy::every(2));
+    scheduled(&repository, "flight-1", 10).await?;
+    repository
+        .execute("flight-1", |flight: &Flight| flight.hold(4))
+        .await?;
+    repository
+        .execute("flight-1", |flight: &Flight| flight.hold(1))
+        .await?;
+    store
+        .save_snapshot(&Snapshot {
+            stream_id: "flight-1".to_owned(),
+            version: 3,
+            schema_version: Flight::SCHEMA_VERSION + 1,
+            state: serde_json::json!({ "seats": "a shape this code does not know" }),
+        })
+        .await?;
+
+    let loaded = repository.load("flight-1").await?;
+
+    ensure!(loaded.state.held == 5 && loaded.version == 3, "{loaded:?}");
+    let replaced = store.load_snapshot("flight-1").await?;
+    ensure!(
+        replaced
+            .as_ref()
+            .is_some_and(|snapshot| snapshot.schema_version == Flight::SCHEMA_VERSION
+                && snapshot.version == 3),
+        "{replaced:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_flight_can_be_loaded_as_of_a_version_or_an_instant() -> anyhow::Result<()> {
+    let store = pg_store_with_connections(2).await?;
+    let repository =
+        Repository::<Flight, _>::new(store.clone()).with_snapshots(SnapshotPolicy::every(2));
+    scheduled(&repository, "flight-1", 10).await?;
+    for seats in 1..=4 {
+        repository
+            .execute("flight-1", |flight: &Flight| flight.hold(seats))
+            .await?;
+    }
+    let events = store.read_stream("flight-1", 1).await?;
+
+    let at_version_2 = repository.load_as_of_version("flight-1", 2).await?;
+    let at_version_5 = repository.load_as_of_version("flight-1", 5).await?;
+    let at_third_event = repository
+        .load_as_of("flight-1", events[2].recorded_at)
+        .await?;
+    let before_anything = repository
+        .load_as_of(
+            "flight-1",
+            events[0].recorded_at - chrono::Duration::seconds(1),
+        )
+        .await?;
+
+    ensure!(
+        at_version_2.version == 2 && at_version_2.state.held == 1,
+        "{at_version_2:?}"
+    );
+    ensure!(at_version_5.state.held == 10, "{at_version_5:?}");
+    ensure!(
+        at_third_event.version == 3 && at_third_event.state.held == 3,
+        "{at_third_event:?}"
+    );
+    ensure!(before_anything == Loaded::default(), "{before_anything:?}");
+    Ok(())
+}
+
+fn flight_events() -> impl Strategy<Value = Vec<FlightEvent>> {
+    let event = prop_oneof![
+        (1..500_u32).prop_map(|capacity| FlightEvent::Scheduled { capacity }),
+        (1..9_u32).prop_map(|seats| FlightEvent::SeatsHeld { seats }),
+        (1..9_u32).prop_map(|seats| FlightEvent::SeatsReleased { seats }),
+    ];
+    proptest::collection::vec(event, 0..60)
+}
+
+proptest! {
+    /// Snapshot + tail == full replay, at every version, for any interval and batching.
+    #[test]
+    fn loading_with_snapshots_equals_replaying_every_event(
+        events in flight_events(),
+        interval in 1..12_u64,
+        batch in 1..5_usize,
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build()?;
+        let outcome: anyhow::Result<()> = runtime.block_on(async {
+            let store = InMemoryEventStore::new();
+            let snapshotting = Repository::<Flight, _>::new(store.clone())
+                .with_snapshots(SnapshotPolicy::every(interval));
+            let replaying = Repository::<Flight, _>::new(store.clone())
+                .with_snapshots(SnapshotPolicy::Never);
+            let mut loaded = snapshotting.load("flight-1").await?;
+            for chunk in events.chunks(batch) {
+                loaded = snapshotting.append("flight-1", loaded, chunk).await?;
+            }
+
+            let mut full = Flight::default();
+            events.iter().for_each(|event| full.apply(event));
+            ensure!(snapshotting.load("flight-1").await? == Loaded { state: full.clone(), version: events.len() as u64 });
+            ensure!(replaying.load("flight-1").await? == loaded);
+            for version in 0..=events.len() {
+                let mut expected = Flight::default();
+                events[..version].iter().for_each(|event| expected.apply(event));
+                let as_of = snapshotting.load_as_of_version("flight-1", version as u64).await?;
+                ensure!(as_of.state == expected && as_of.version == version as u64, "as of {version}: {as_of:?}");
+            }
+            Ok(())
+        });
+        prop_assert!(outcome.is_ok(), "{:?}", outcome);
+    }
+}
