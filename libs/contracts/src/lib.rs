@@ -4,12 +4,20 @@
 //!
 //! - [`envelope`]: [`Envelope`], the metadata every message travels with, and
 //!   [`MessageType`], the `<service>.<Name>.v<N>` grammar of message types;
-//! - [`services`]: the services of the system and the topics they write.
+//! - [`money`]: [`Money`], amounts as decimal strings with their currency;
+//! - [`saga`]: what a saga step's command carries so its reply finds its way back;
+//! - [`inventory`]: flight-inventory's commands, replies and events;
+//! - [`topics`]: the topics and their single writers;
+//! - [`services`]: the services of the system.
 
 pub mod envelope;
+pub mod inventory;
+pub mod money;
+pub mod saga;
 pub mod topics;
 
 pub use envelope::{Envelope, Message, MessageType, MessageTypeError};
+pub use money::{Currency, Money};
 
 /// The services of the system. Each owns a Postgres role and a schema of the same name.
 pub mod services {
