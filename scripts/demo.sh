@@ -25,6 +25,26 @@ for url in "$BOOKING" "$INVENTORY" "$PAYMENT" "$NOTIFICATION"; do
   show "$url/health/ready"
 done
 
+step "flight-inventory, the delegate service: search the read model"
+tomorrow=$(date -u -d tomorrow +%F)
+show "$INVENTORY/flights?origin=ICN&date=$tomorrow&limit=3"
+
+step "Schedule a flight (admin), then look at it through its events"
+scheduled=$(curl -sS -X POST "$INVENTORY/flights" -H 'Content-Type: application/json' -d "{
+  \"flight_number\": \"CT901\", \"origin\": \"ICN\", \"destination\": \"SFO\",
+  \"departure\": \"$(date -u -d '+2 days' +%FT%H:00:00Z)\", \"arrival\": \"$(date -u -d '+2 days 11 hours' +%FT%H:00:00Z)\",
+  \"capacity\": 180, \"fare\": {\"amount\": \"899.00\", \"currency\": \"USD\"}}")
+python3 -m json.tool <<<"$scheduled"
+flight_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["flight_id"])' <<<"$scheduled")
+before_fare_change=$(date -u +%FT%T.%NZ)
+show -X POST "$INVENTORY/flights/$flight_id/fare" -H 'Content-Type: application/json' \
+  -d '{"fare": {"amount": "949.00", "currency": "USD"}}'
+show "$INVENTORY/flights/$flight_id/quote?seats=2"
+show "$INVENTORY/flights/$flight_id/availability"
+echo "Time travel: the flight as it was before the fare changed"
+show "$INVENTORY/flights/$flight_id?as_of=$before_fare_change"
+show "$INVENTORY/flights/$flight_id/history"
+
 step "Credit a customer's miles (append-only ledger; the Idempotency-Key makes a retry harmless)"
 key="demo-credit-$(date +%s)"
 for attempt in first retry; do

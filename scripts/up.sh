@@ -37,6 +37,10 @@ for entry in "${SERVICES[@]}"; do
   fi
 done
 
+log "scheduling the sample network (once; skipped when flights exist)"
+"$BIN_DIR/flight-inventory" seed-sample-network >>"$LOG_DIR/flight-inventory.log" 2>&1 \
+  || die "seeding the sample network failed; see $LOG_DIR/flight-inventory.log"
+
 log "Contrail is up"
 for entry in "${SERVICES[@]}"; do
   printf '    %-17s http://127.0.0.1:%s   (logs: .local/logs/%s.log)\n' "${entry%%:*}" "${entry##*:}" "${entry%%:*}"

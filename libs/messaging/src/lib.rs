@@ -16,6 +16,8 @@ pub mod dead_letters;
 pub mod outbox;
 pub mod producer;
 mod settings;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod topics;
 mod trace_context;
 

@@ -25,10 +25,28 @@ pub async fn check_service_conformance<S: Service>(
         live.status()
     );
 
-    let ready = client.get(service.url("/health/ready")).send().await?;
-    let status = ready.status();
-    let body: serde_json::Value = ready.json().await.context("parse the readiness body")?;
-    ensure!(status == StatusCode::OK, "{} is not ready: {body}", S::NAME);
+    // Readiness is eventually true: a fresh broker client may need a few
+    // seconds for its first metadata answer, more on a busy machine.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(60);
+    let body = loop {
+        let ready = client.get(service.url("/health/ready")).send().await?;
+        let status = ready.status();
+        let body: serde_json::Value = ready.json().await.context("parse the readiness body")?;
+        if status == StatusCode::OK {
+            break body;
+        }
+        ensure!(
+            status == StatusCode::SERVICE_UNAVAILABLE,
+            "{} readiness answered {status}: {body}",
+            S::NAME
+        );
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "{} did not become ready within 60 s: {body}",
+            S::NAME
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    };
     ensure!(
         body["checks"]["database"] == "ok",
         "{} database check: {body}",

@@ -1,20 +1,45 @@
 //! flight-inventory: the delegate service, sole owner of flights, seats, fares
 //! and flight status. Other services ask it over HTTP or send it commands over
 //! Kafka; nothing else reads or writes its schema.
+//!
+//! - [`domain`]: the event-sourced flight aggregate (pure);
+//! - [`store`]: the aggregate on the event store, with its events published through the outbox;
+//! - [`api`]: the HTTP API; [`commands`]: the seat commands from the saga;
+//! - [`search`]: the flight search read model; [`sweeper`]: hold expiry;
+//! - [`sample`]: the demo's sample network; [`admin`]: the CLI subcommands.
 
-use std::sync::LazyLock;
+pub mod admin;
+pub mod api;
+pub mod commands;
+pub mod domain;
+pub mod sample;
+pub mod search;
+pub mod store;
+pub mod sweeper;
 
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::routing::{get, post};
 use axum::Router;
+use chrono::TimeDelta;
 use contracts::topics;
+use eventstore::{ProjectionRunner, ProjectionSettings};
+use serde::Deserialize;
 use service_kit::db::compose_migrators;
-use service_kit::settings::{NoDomainSettings, ServiceSettings};
+use service_kit::settings::ServiceSettings;
 use service_kit::{Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
+use crate::commands::SeatCommands;
+use crate::search::FlightSearchProjection;
+use crate::store::FlightStore;
+
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/flight-inventory");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
+static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
+    compose_migrators(&[&messaging::MIGRATOR, &eventstore::MIGRATOR, &OWN_MIGRATIONS])
+});
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -23,13 +48,36 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
+/// flight-inventory's own settings (`[inventory]`, `FLIGHT_INVENTORY__INVENTORY__…`).
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub inventory: InventorySettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct InventorySettings {
+    /// How long a seat hold lasts before it expires on its own.
+    pub hold_ttl_secs: i64,
+    /// A snapshot every this many events of a flight's stream (0: never).
+    pub snapshot_every: u64,
+    /// How often lapsed holds are looked for.
+    pub sweep_interval_ms: u64,
+}
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub store: FlightStore,
+    pub pool: PgPool,
+}
+
 #[derive(Debug)]
 pub struct FlightInventory;
 
 impl Service for FlightInventory {
     const NAME: &'static str = "flight-inventory";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
-    type Domain = NoDomainSettings;
+    type Domain = Settings;
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
@@ -39,7 +87,72 @@ impl Service for FlightInventory {
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
-        let app = ServiceApp::new(Router::new());
-        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
+        let inventory = &settings.domain.inventory;
+        let store = FlightStore::new(pool.clone(), inventory.snapshot_every);
+        eventstore::metrics::describe();
+
+        let search = ProjectionRunner::new(
+            store.events().clone(),
+            FlightSearchProjection,
+            ProjectionSettings::default(),
+        )?;
+        // The read model's views must exist before the first search.
+        search.initialize().await?;
+
+        let state = AppState {
+            store: store.clone(),
+            pool: pool.clone(),
+        };
+        let router = Router::new()
+            .route("/flights", get(api::search).post(api::schedule))
+            .route("/flights/{flight_id}", get(api::detail))
+            .route("/flights/{flight_id}/availability", get(api::availability))
+            .route("/flights/{flight_id}/quote", get(api::quote))
+            .route("/flights/{flight_id}/history", get(api::history))
+            .route("/flights/{flight_id}/fare", post(api::change_fare))
+            .route("/flights/{flight_id}/status", post(api::change_status))
+            .route("/flights/{flight_id}/position", post(api::report_position))
+            .route("/flights/{flight_id}/cancel", post(api::cancel))
+            .route("/openapi.json", get(api::openapi))
+            .with_state(state);
+
+        let seat_commands = SeatCommands {
+            store: store.clone(),
+            hold_ttl: TimeDelta::seconds(inventory.hold_ttl_secs),
+        };
+        let consumer = messaging::Consumer::new(
+            commands::CONSUMER,
+            &[topics::INVENTORY_COMMANDS],
+            Arc::new(seat_commands),
+            pool.clone(),
+            &settings.kafka,
+        );
+        let sweep_interval = Duration::from_millis(inventory.sweep_interval_ms);
+        let sweeper_store = store.clone();
+        let sweeper_pool = pool.clone();
+        let app = ServiceApp::new(router)
+            .worker("flight-search-projection", move |context| async move {
+                search
+                    .run(context.shutdown)
+                    .await
+                    .map_err(anyhow::Error::new)
+            })
+            .worker("hold-sweeper", move |context| {
+                sweeper::run(
+                    sweeper_store,
+                    sweeper_pool,
+                    sweep_interval,
+                    context.shutdown,
+                )
+            });
+        messaging::attach(
+            app,
+            Self::NAME,
+            &pool,
+            &settings.kafka,
+            &TOPICS,
+            vec![consumer],
+        )
+        .await
     }
 }

@@ -1,4 +1,8 @@
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    service_kit::cli::run::<flight_inventory::FlightInventory, messaging::MessagingCommand>().await
+    service_kit::cli::run::<
+        flight_inventory::FlightInventory,
+        flight_inventory::admin::InventoryCommand,
+    >()
+    .await
 }

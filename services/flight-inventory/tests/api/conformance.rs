@@ -3,7 +3,19 @@ use test_support::conformance::check_service_conformance;
 
 #[tokio::test]
 async fn flight_inventory_meets_the_service_conformance_suite() {
-    check_service_conformance::<FlightInventory>(&[])
-        .await
-        .unwrap();
+    check_service_conformance::<FlightInventory>(&[
+        ("POST", "/flights", "{\"flight_number\": ", 400),
+        ("POST", "/flights", "{\"flight_number\": \"CT1\"}", 422),
+        ("GET", "/flights/not-a-uuid", "", 400),
+        (
+            "GET",
+            "/flights/0193a0c2-0000-7000-8000-000000000000",
+            "",
+            404,
+        ),
+        ("GET", "/flights?origin=TOOLONG", "", 400),
+        ("GET", "/flights?date=yesterday", "", 400),
+    ])
+    .await
+    .unwrap();
 }
