@@ -12,6 +12,7 @@ use uuid::Uuid;
 
 use crate::domain::decide::{ReportPosition, ScheduleFlight};
 use crate::domain::error::FlightError;
+use crate::domain::events::FlightEvent;
 use crate::domain::flight::{Availability, Flight, Position};
 use crate::domain::status::FlightStatus;
 use crate::search::{self, SearchFilter};
@@ -340,6 +341,19 @@ pub async fn schedule(
     Ok((StatusCode::CREATED, headers, Json(body)).into_response())
 }
 
+/// An admin write: decide on the flight, commit, answer with the flight after it.
+async fn change(
+    state: &AppState,
+    flight_id: Uuid,
+    decide: impl Fn(&Flight) -> Result<Vec<FlightEvent>, FlightError>,
+) -> Result<Json<FlightView>, ApiError> {
+    let decided = state
+        .store
+        .decide(flight_id, |flight| Ok((decide(flight)?, ())))
+        .await?;
+    Ok(Json(view(&decided.flight, decided.version)?))
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FareRequest {
@@ -352,13 +366,7 @@ pub async fn change_fare(
     Path(flight_id): Path<Uuid>,
     Json(request): Json<FareRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
-    let decided = state
-        .store
-        .decide(flight_id, |flight| {
-            Ok((flight.change_fare(request.fare)?, ()))
-        })
-        .await?;
-    Ok(Json(view(&decided.flight, decided.version)?))
+    change(&state, flight_id, |flight| flight.change_fare(request.fare)).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -373,13 +381,10 @@ pub async fn change_status(
     Path(flight_id): Path<Uuid>,
     Json(request): Json<StatusRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
-    let decided = state
-        .store
-        .decide(flight_id, |flight| {
-            Ok((flight.change_status(request.status)?, ()))
-        })
-        .await?;
-    Ok(Json(view(&decided.flight, decided.version)?))
+    change(&state, flight_id, |flight| {
+        flight.change_status(request.status)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,13 +409,10 @@ pub async fn report_position(
         altitude_ft: request.altitude_ft,
         reported_at: request.reported_at.unwrap_or(now),
     };
-    let decided = state
-        .store
-        .decide(flight_id, |flight| {
-            Ok((flight.report_position(report, now)?, ()))
-        })
-        .await?;
-    Ok(Json(view(&decided.flight, decided.version)?))
+    change(&state, flight_id, |flight| {
+        flight.report_position(report, now)
+    })
+    .await
 }
 
 #[derive(Debug, Deserialize)]
@@ -425,13 +427,7 @@ pub async fn cancel(
     Path(flight_id): Path<Uuid>,
     Json(request): Json<CancelRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
-    let decided = state
-        .store
-        .decide(flight_id, |flight| {
-            Ok((flight.cancel(&request.reason)?, ()))
-        })
-        .await?;
-    Ok(Json(view(&decided.flight, decided.version)?))
+    change(&state, flight_id, |flight| flight.cancel(&request.reason)).await
 }
 
 /// `GET /openapi.json`
