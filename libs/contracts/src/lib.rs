@@ -7,17 +7,21 @@
 //! - [`money`]: [`Money`], amounts as decimal strings with their currency;
 //! - [`saga`]: what a saga step's command carries so its reply finds its way back;
 //! - [`inventory`]: flight-inventory's commands, replies and events;
+//! - [`payment`]: payment's commands and replies (card tokens, never card numbers);
+//! - [`notification`]: notification's command and reply;
 //! - [`topics`]: the topics and their single writers;
 //! - [`services`]: the services of the system.
 
 pub mod envelope;
 pub mod inventory;
 pub mod money;
+pub mod notification;
+pub mod payment;
 pub mod saga;
 pub mod topics;
 
 pub use envelope::{Envelope, Message, MessageType, MessageTypeError};
-pub use money::{Currency, Money};
+pub use money::{Currency, Money, MoneyError};
 
 /// The services of the system. Each owns a Postgres role and a schema of the same name.
 pub mod services {

@@ -1,0 +1,124 @@
+//! notification's messages: the command it accepts on
+//! `notification.commands` (keyed by booking id) and its reply on
+//! `booking.saga-replies`.
+//!
+//! The command carries everything the message needs: notification renders
+//! from it and never asks another service for booking or flight data.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::money::Money;
+use crate::saga::StepRef;
+use crate::Message;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotificationKind {
+    /// The booking is confirmed.
+    Confirmation,
+    /// The booking is cancelled (by the customer, or with its flight).
+    Cancellation,
+    /// An earlier message was wrong; it cannot be unsent, so it is corrected.
+    Correction,
+}
+
+impl NotificationKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Confirmation => "confirmation",
+            Self::Cancellation => "cancellation",
+            Self::Correction => "correction",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Email,
+    Sms,
+}
+
+impl Channel {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Email => "email",
+            Self::Sms => "sms",
+        }
+    }
+}
+
+/// Where the customer wants to hear from us; at least one is set.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Contact {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// The flight, as it was quoted when the booking was made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlightSummary {
+    pub flight_id: Uuid,
+    pub flight_number: String,
+    pub origin: String,
+    pub destination: String,
+    pub departure: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Passenger {
+    pub first_name: String,
+    pub last_name: String,
+}
+
+/// What a message about a booking says.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BookingSummary {
+    pub customer_id: String,
+    pub flight: FlightSummary,
+    pub passengers: Vec<Passenger>,
+    pub total: Money,
+}
+
+/// Send a message of `kind` about a booking on every channel the contact
+/// has. Idempotent per (booking, kind, channel): redelivered or retried, a
+/// customer gets each kind of message once per channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SendNotification {
+    pub step: StepRef,
+    pub booking_id: Uuid,
+    pub kind: NotificationKind,
+    pub contact: Contact,
+    pub booking: BookingSummary,
+    /// Why, for cancellations and corrections.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl Message for SendNotification {
+    const MESSAGE_TYPE: &'static str = "notification.SendNotification.v1";
+}
+
+/// One message as it was handed to its channel.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentMessage {
+    pub notification_id: Uuid,
+    pub channel: Channel,
+}
+
+/// The messages are sent (or had been, for a repeated command).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationSent {
+    pub step: StepRef,
+    pub booking_id: Uuid,
+    pub kind: NotificationKind,
+    pub messages: Vec<SentMessage>,
+}
+
+impl Message for NotificationSent {
+    const MESSAGE_TYPE: &'static str = "notification.NotificationSent.v1";
+}
