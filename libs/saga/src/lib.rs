@@ -1,0 +1,29 @@
+//! Orchestrated sagas with a routing slip.
+//!
+//! - [`slip`]: the [`RoutingSlip`] (itinerary, activity log, compensation
+//!   log, variables, status) and the pure state machine that moves it: replies,
+//!   timeouts, retries with backoff, deadlines, compensation in reverse,
+//!   cancellation and operator retries. No I/O; property-tested.
+//! - [`store`]: slips in the owning service's `sagas` table ([`MIGRATOR`]).
+//! - [`orchestrator`]: applies inputs under the saga's row lock and has the
+//!   service's [`StepExecutor`] write the resulting commands in the same
+//!   transaction; runs the timer worker.
+//!
+//! The library knows no step by name: the owning service defines its
+//! itinerary, turns actions into commands and replies into [`Reply`]s.
+
+pub mod orchestrator;
+pub mod slip;
+pub mod store;
+
+pub use orchestrator::{Orchestrator, ReplyOutcome, SagaError, StepExecutor, TimerSettings};
+pub use slip::{
+    Action, Phase, Reply, RetryPolicy, RoutingSlip, SagaStatus, SlipError, StepDefinition,
+    StepKind, StepOutcome,
+};
+
+/// The `sagas` table (migration 3001), composed into the owning service's migrator.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[cfg(test)]
+mod slip_tests;

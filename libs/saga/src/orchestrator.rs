@@ -1,0 +1,314 @@
+//! Drives routing slips: every input is applied under the saga's row lock,
+//! and the slip, the commands it sends and whatever the owning service
+//! mirrors (a booking's status) commit in the caller's one transaction.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use futures::future::BoxFuture;
+use sqlx::{PgConnection, PgPool};
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+
+use crate::slip::{
+    Action, Reply, ReplyDisposition, RoutingSlip, SagaStatus, SlipError, StepDefinition,
+};
+use crate::store;
+
+/// What the owning service supplies: how a step becomes a command, and what
+/// it mirrors when a slip changes.
+pub trait StepExecutor: Send + Sync + 'static {
+    /// Writes the command for `action` (through the outbox, on `conn`).
+    fn execute<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        slip: &'a RoutingSlip,
+        action: &'a Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Called in the same transaction after every change of a slip.
+    fn on_change<'a>(
+        &'a self,
+        conn: &'a mut PgConnection,
+        previous: SagaStatus,
+        slip: &'a RoutingSlip,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SagaError {
+    #[error("no saga {0}")]
+    NotFound(Uuid),
+    #[error(transparent)]
+    Refused(#[from] SlipError),
+    #[error(transparent)]
+    Unexpected(#[from] anyhow::Error),
+}
+
+/// What a reply did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReplyOutcome {
+    Applied,
+    /// A duplicate or late reply; nothing changed.
+    Stale,
+    /// No such saga (a reply for another environment, or a purged saga).
+    UnknownSaga,
+}
+
+/// How the timer worker runs.
+#[derive(Debug, Clone)]
+pub struct TimerSettings {
+    /// How often due timers are looked for.
+    pub poll_interval: Duration,
+    /// How long a saga whose wake-up failed waits before it is tried again.
+    pub failure_backoff: Duration,
+}
+
+impl Default for TimerSettings {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(100),
+            failure_backoff: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Orchestrator<E> {
+    executor: Arc<E>,
+}
+
+impl<E> Clone for Orchestrator<E> {
+    fn clone(&self) -> Self {
+        Self {
+            executor: Arc::clone(&self.executor),
+        }
+    }
+}
+
+impl<E> std::fmt::Debug for Orchestrator<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Orchestrator").finish_non_exhaustive()
+    }
+}
+
+impl<E: StepExecutor> Orchestrator<E> {
+    pub fn new(executor: E) -> Self {
+        Self {
+            executor: Arc::new(executor),
+        }
+    }
+
+    pub fn executor(&self) -> &E {
+        &self.executor
+    }
+
+    /// Stores a new saga and sends its first command.
+    pub async fn start(
+        &self,
+        conn: &mut PgConnection,
+        mut slip: RoutingSlip,
+        now: DateTime<Utc>,
+    ) -> Result<RoutingSlip, SagaError> {
+        let previous = slip.status;
+        let actions = slip.start(now);
+        store::insert(conn, &slip).await?;
+        self.carry_out(conn, &slip, &actions).await?;
+        self.executor.on_change(conn, previous, &slip).await?;
+        metrics::counter!("saga_started_total", "saga_type" => slip.saga_type.clone()).increment(1);
+        record_transition(previous, &slip);
+        Ok(slip)
+    }
+
+    /// Applies a participant's reply.
+    pub async fn reply(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: Uuid,
+        reply: Reply,
+        now: DateTime<Utc>,
+    ) -> Result<ReplyOutcome, SagaError> {
+        let step = reply.step.clone();
+        let attempt = reply.attempt;
+        let result = self
+            .change(conn, saga_id, |slip| match slip.on_reply(reply, now) {
+                ReplyDisposition::Applied(actions) => Ok(Some(actions)),
+                ReplyDisposition::Stale => Ok(None),
+            })
+            .await;
+        match result {
+            Ok(Some(_)) => Ok(ReplyOutcome::Applied),
+            Ok(None) => {
+                tracing::debug!(%saga_id, step, attempt, "stale reply ignored");
+                metrics::counter!("saga_stale_replies_total").increment(1);
+                Ok(ReplyOutcome::Stale)
+            }
+            Err(SagaError::NotFound(_)) => Ok(ReplyOutcome::UnknownSaga),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Compensates the saga, whatever it has done, then runs `then`.
+    pub async fn cancel(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: Uuid,
+        reason: &str,
+        then: Vec<StepDefinition>,
+        now: DateTime<Utc>,
+    ) -> Result<RoutingSlip, SagaError> {
+        self.change(conn, saga_id, |slip| {
+            slip.cancel(reason, then, now).map(Some)
+        })
+        .await
+        .map(|changed| changed.map(|(slip, _)| slip))?
+        .ok_or(SagaError::NotFound(saga_id))
+    }
+
+    /// An operator's retry of a parked saga.
+    pub async fn retry(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: Uuid,
+        now: DateTime<Utc>,
+    ) -> Result<RoutingSlip, SagaError> {
+        self.change(conn, saga_id, |slip| slip.retry(now).map(Some))
+            .await
+            .map(|changed| changed.map(|(slip, _)| slip))?
+            .ok_or(SagaError::NotFound(saga_id))
+    }
+
+    /// Fires the timers of one due saga, in its own transaction. Returns
+    /// whether there was one.
+    pub async fn wake_one(&self, pool: &PgPool, settings: &TimerSettings) -> anyhow::Result<bool> {
+        let now = Utc::now();
+        let mut tx = pool.begin().await?;
+        let Some(saga_id) = store::claim_due(&mut tx, now).await? else {
+            return Ok(false);
+        };
+        let woken = self
+            .change(&mut tx, saga_id, |slip| Ok(Some(slip.on_wake(now))))
+            .await;
+        match woken {
+            Ok(_) => tx.commit().await?,
+            Err(error) => {
+                tracing::error!(%saga_id, error = format!("{error:#}"), "waking a saga failed; postponing it");
+                drop(tx);
+                let backoff =
+                    TimeDelta::from_std(settings.failure_backoff).unwrap_or(TimeDelta::seconds(5));
+                let mut conn = pool.acquire().await?;
+                store::postpone(&mut conn, saga_id, now + backoff).await?;
+            }
+        }
+        Ok(true)
+    }
+
+    /// The timer worker: fires due timeouts, retries and deadlines until `shutdown`.
+    /// Several instances may run at once: each due saga is claimed by one.
+    pub async fn run_timers(
+        self,
+        pool: PgPool,
+        settings: TimerSettings,
+        shutdown: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let mut interval = tokio::time::interval(settings.poll_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                _ = interval.tick() => {}
+            }
+            loop {
+                if shutdown.is_cancelled() {
+                    return Ok(());
+                }
+                match self.wake_one(&pool, &settings).await {
+                    Ok(true) => continue,
+                    Ok(false) => break,
+                    Err(error) => {
+                        tracing::warn!(
+                            error = format!("{error:#}"),
+                            "saga timers could not run; trying again"
+                        );
+                        break;
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads the slip under its lock, lets `input` change it, sends the
+    /// resulting commands and saves it. `input` returning `None` means
+    /// nothing changed (a stale reply): nothing is written.
+    async fn change(
+        &self,
+        conn: &mut PgConnection,
+        saga_id: Uuid,
+        input: impl FnOnce(&mut RoutingSlip) -> Result<Option<Vec<Action>>, SlipError>,
+    ) -> Result<Option<(RoutingSlip, Vec<Action>)>, SagaError> {
+        let mut slip = store::load_for_update(conn, saga_id)
+            .await?
+            .ok_or(SagaError::NotFound(saga_id))?;
+        let previous = slip.status;
+        let before = slip.clone();
+        let Some(actions) = input(&mut slip)? else {
+            return Ok(None);
+        };
+        if slip == before {
+            return Ok(Some((slip, actions)));
+        }
+        self.carry_out(conn, &slip, &actions).await?;
+        store::save(conn, &slip).await?;
+        self.executor.on_change(conn, previous, &slip).await?;
+        record_transition(previous, &slip);
+        Ok(Some((slip, actions)))
+    }
+
+    async fn carry_out(
+        &self,
+        conn: &mut PgConnection,
+        slip: &RoutingSlip,
+        actions: &[Action],
+    ) -> anyhow::Result<()> {
+        for action in actions {
+            if action.attempt > 1 {
+                metrics::counter!("saga_step_retries_total", "step" => action.step.clone())
+                    .increment(1);
+            }
+            tracing::debug!(saga_id = %slip.saga_id, step = action.step, attempt = action.attempt, phase = ?action.phase, "executing saga step");
+            self.executor.execute(conn, slip, action).await?;
+        }
+        Ok(())
+    }
+}
+
+fn record_transition(previous: SagaStatus, slip: &RoutingSlip) {
+    if previous == slip.status {
+        return;
+    }
+    metrics::counter!(
+        "saga_transitions_total",
+        "saga_type" => slip.saga_type.clone(),
+        "status" => slip.status.as_str()
+    )
+    .increment(1);
+    if slip.status.is_terminal() || slip.status.needs_operator() {
+        let elapsed = (slip.updated_at - slip.created_at)
+            .to_std()
+            .unwrap_or_default()
+            .as_secs_f64();
+        metrics::histogram!(
+            "saga_duration_seconds",
+            "saga_type" => slip.saga_type.clone(),
+            "status" => slip.status.as_str()
+        )
+        .record(elapsed);
+        tracing::info!(
+            saga_id = %slip.saga_id,
+            saga_type = slip.saga_type,
+            status = %slip.status,
+            failure_reason = slip.failure_reason.as_deref(),
+            "saga reached {}", slip.status
+        );
+    }
+}

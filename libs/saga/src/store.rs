@@ -1,0 +1,154 @@
+//! Routing slips in the owning service's `sagas` table (migration 3001).
+//!
+//! Every function takes the caller's connection, so a slip is always written
+//! in the same transaction as the commands it sends and the state it mirrors.
+//! Loading for change takes the row lock: replies, timers, cancellations and
+//! operator actions on one saga are applied one at a time.
+
+use anyhow::Context;
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgConnection;
+use uuid::Uuid;
+
+use crate::slip::{RoutingSlip, SagaStatus};
+
+/// Stores a new slip.
+pub async fn insert(conn: &mut PgConnection, slip: &RoutingSlip) -> anyhow::Result<()> {
+    sqlx::query(
+        "INSERT INTO sagas (saga_id, saga_type, status, slip, next_wakeup_at, created_at, updated_at, finished_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+    )
+    .bind(slip.saga_id)
+    .bind(&slip.saga_type)
+    .bind(slip.status.as_str())
+    .bind(Json(slip))
+    .bind(slip.next_wakeup())
+    .bind(slip.created_at)
+    .bind(slip.updated_at)
+    .bind(slip.finished_at)
+    .execute(conn)
+    .await
+    .with_context(|| format!("insert saga {}", slip.saga_id))?;
+    Ok(())
+}
+
+/// The slip, locked until the caller's transaction ends.
+pub async fn load_for_update(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+) -> anyhow::Result<Option<RoutingSlip>> {
+    let slip: Option<Json<RoutingSlip>> =
+        sqlx::query_scalar("SELECT slip FROM sagas WHERE saga_id = $1 FOR UPDATE")
+            .bind(saga_id)
+            .fetch_optional(conn)
+            .await
+            .with_context(|| format!("load saga {saga_id}"))?;
+    Ok(slip.map(|Json(slip)| slip))
+}
+
+/// The slip as it is now, without locking it.
+pub async fn get(conn: &mut PgConnection, saga_id: Uuid) -> anyhow::Result<Option<RoutingSlip>> {
+    let slip: Option<Json<RoutingSlip>> =
+        sqlx::query_scalar("SELECT slip FROM sagas WHERE saga_id = $1")
+            .bind(saga_id)
+            .fetch_optional(conn)
+            .await
+            .with_context(|| format!("read saga {saga_id}"))?;
+    Ok(slip.map(|Json(slip)| slip))
+}
+
+/// Writes a changed slip back.
+pub async fn save(conn: &mut PgConnection, slip: &RoutingSlip) -> anyhow::Result<()> {
+    sqlx::query(
+        "UPDATE sagas SET status = $2, slip = $3, next_wakeup_at = $4, updated_at = $5, finished_at = $6
+         WHERE saga_id = $1",
+    )
+    .bind(slip.saga_id)
+    .bind(slip.status.as_str())
+    .bind(Json(slip))
+    .bind(slip.next_wakeup())
+    .bind(slip.updated_at)
+    .bind(slip.finished_at)
+    .execute(conn)
+    .await
+    .with_context(|| format!("save saga {}", slip.saga_id))?;
+    Ok(())
+}
+
+/// Claims one saga whose timer is due, skipping any another worker or a
+/// reply holds: the row stays locked until the caller's transaction ends.
+pub async fn claim_due(
+    conn: &mut PgConnection,
+    now: DateTime<Utc>,
+) -> anyhow::Result<Option<Uuid>> {
+    sqlx::query_scalar(
+        "SELECT saga_id FROM sagas WHERE next_wakeup_at <= $1
+         ORDER BY next_wakeup_at LIMIT 1 FOR UPDATE SKIP LOCKED",
+    )
+    .bind(now)
+    .fetch_optional(conn)
+    .await
+    .context("claim a due saga")
+}
+
+/// Moves a saga's timer later: used when waking it failed, so one broken
+/// saga cannot hold up every other due one.
+pub async fn postpone(
+    conn: &mut PgConnection,
+    saga_id: Uuid,
+    until: DateTime<Utc>,
+) -> anyhow::Result<()> {
+    sqlx::query("UPDATE sagas SET next_wakeup_at = $2 WHERE saga_id = $1")
+        .bind(saga_id)
+        .bind(until)
+        .execute(conn)
+        .await
+        .with_context(|| format!("postpone saga {saga_id}"))?;
+    Ok(())
+}
+
+/// One line of a saga listing.
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
+pub struct SagaSummary {
+    pub saga_id: Uuid,
+    pub saga_type: String,
+    pub status: String,
+    pub failure_reason: Option<String>,
+    pub next_wakeup_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+}
+
+/// Sagas, newest change first, optionally of one status; `before` pages on `updated_at`.
+pub async fn list(
+    conn: &mut PgConnection,
+    status: Option<SagaStatus>,
+    before: Option<DateTime<Utc>>,
+    limit: i64,
+) -> anyhow::Result<Vec<SagaSummary>> {
+    sqlx::query_as(
+        "SELECT saga_id, saga_type, status, slip->>'failure_reason' AS failure_reason,
+                next_wakeup_at, created_at, updated_at, finished_at
+         FROM sagas
+         WHERE ($1::text IS NULL OR status = $1)
+           AND ($2::timestamptz IS NULL OR updated_at < $2)
+         ORDER BY updated_at DESC
+         LIMIT $3",
+    )
+    .bind(status.map(SagaStatus::as_str))
+    .bind(before)
+    .bind(limit)
+    .fetch_all(conn)
+    .await
+    .context("list sagas")
+}
+
+/// How many sagas are in each status (for metrics and the operator).
+pub async fn count_by_status(conn: &mut PgConnection) -> anyhow::Result<Vec<(String, i64)>> {
+    sqlx::query_as("SELECT status, count(*) FROM sagas GROUP BY status")
+        .fetch_all(conn)
+        .await
+        .context("count sagas by status")
+}
