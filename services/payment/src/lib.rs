@@ -1,10 +1,23 @@
 //! payment: card and miles payments and refunds, recorded in append-only
 //! ledgers. A refund is a new entry, never an edit of the capture it answers.
+//!
+//! - [`cards`]: `POST /cards`, card validation (Luhn, expiry, CVC) and tokenization;
+//! - [`gateway`]: the [`gateway::CardGateway`] seam and the simulated processor;
+//! - [`commands`]: `TakePayment` and `Refund` from the saga, answered on `booking.saga-replies`;
+//! - [`ledger`]: the booking payment ledger, its closure, and `GET /payments`;
+//! - [`miles`]: miles accounts (balance and credits).
 
+pub mod cards;
+pub mod commands;
+pub mod gateway;
+pub mod ledger;
 mod miles;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
+use axum::extract::FromRef;
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use contracts::topics;
@@ -13,6 +26,9 @@ use service_kit::settings::{NoDomainSettings, ServiceSettings};
 use service_kit::{Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
+
+use crate::commands::PaymentCommands;
+use crate::gateway::{CardGateway, SimulatedGateway};
 
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/payment");
 static MIGRATOR: LazyLock<Migrator> =
@@ -24,6 +40,19 @@ const TOPICS: [&str; 3] = [
     topics::PAYMENT_EVENTS,
     topics::SAGA_REPLIES,
 ];
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub gateway: Arc<dyn CardGateway>,
+}
+
+impl FromRef<AppState> for PgPool {
+    fn from_ref(state: &AppState) -> Self {
+        state.pool.clone()
+    }
+}
 
 #[derive(Debug)]
 pub struct Payment;
@@ -41,11 +70,43 @@ impl Service for Payment {
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
+        // The one place a real processor's adapter would be chosen instead.
+        let gateway: Arc<dyn CardGateway> = Arc::new(SimulatedGateway);
+        let state = AppState {
+            pool: pool.clone(),
+            gateway: gateway.clone(),
+        };
         let router = Router::new()
+            .route("/cards", post(cards::tokenize))
+            .route("/payments", get(ledger::list))
             .route("/accounts/{customer_id}/miles", get(miles::balance))
             .route("/accounts/{customer_id}/miles/credits", post(miles::credit))
-            .with_state(pool.clone());
+            .route("/openapi.json", get(openapi))
+            .with_state(state);
+        let consumer = messaging::Consumer::new(
+            commands::CONSUMER,
+            &[topics::PAYMENT_COMMANDS],
+            Arc::new(PaymentCommands { gateway }),
+            pool.clone(),
+            &settings.kafka,
+        );
         let app = ServiceApp::new(router);
-        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
+        messaging::attach(
+            app,
+            Self::NAME,
+            &pool,
+            &settings.kafka,
+            &TOPICS,
+            vec![consumer],
+        )
+        .await
     }
+}
+
+/// `GET /openapi.json`
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
 }

@@ -120,7 +120,10 @@ pub async fn credit(
     ))
 }
 
-async fn balance_of(conn: &mut PgConnection, customer_id: &str) -> Result<i64, sqlx::Error> {
+pub(crate) async fn balance_of(
+    conn: &mut PgConnection,
+    customer_id: &str,
+) -> Result<i64, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT COALESCE(SUM(miles), 0)::bigint FROM miles_ledger WHERE customer_id = $1",
     )
@@ -148,13 +151,54 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
     }
 }
 
+/// Serializes the decisions that spend a customer's miles until the
+/// transaction ends, so two redemptions cannot both see the same balance.
+/// Credits and refunds only add, so they need not take it.
+pub(crate) async fn lock_account(
+    conn: &mut PgConnection,
+    customer_id: &str,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('payment.miles'), hashtext($1))")
+        .bind(customer_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// A booking's movement of miles: a redemption (negative) or its refund (positive).
+pub(crate) async fn record_booking_entry(
+    conn: &mut PgConnection,
+    customer_id: &str,
+    miles: i64,
+    kind: &str,
+    reason: &str,
+    booking_id: Uuid,
+) -> Result<Uuid, sqlx::Error> {
+    sqlx::query_scalar(
+        "INSERT INTO miles_ledger (entry_id, customer_id, miles, kind, reason, booking_id)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         RETURNING entry_id",
+    )
+    .bind(Uuid::now_v7())
+    .bind(customer_id)
+    .bind(miles)
+    .bind(kind)
+    .bind(reason)
+    .bind(booking_id)
+    .fetch_one(conn)
+    .await
+}
+
 /// Customer ids are opaque to payment, but bounded and printable.
-fn validate_customer_id(customer_id: &str) -> Result<(), ApiError> {
-    let valid = (1..=64).contains(&customer_id.len())
+pub(crate) fn is_valid_customer_id(customer_id: &str) -> bool {
+    (1..=64).contains(&customer_id.len())
         && customer_id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-    if valid {
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+fn validate_customer_id(customer_id: &str) -> Result<(), ApiError> {
+    if is_valid_customer_id(customer_id) {
         Ok(())
     } else {
         Err(ApiError::bad_request(

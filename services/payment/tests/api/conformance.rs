@@ -29,6 +29,15 @@ async fn payment_meets_the_service_conformance_suite() {
             400,
         ),
         ("GET", "/accounts/has%20space/miles", "", 400),
+        ("POST", "/cards", "{\"number\": ", 400),
+        (
+            "POST",
+            "/cards",
+            "{\"number\": \"4242424242424241\", \"expiry\": \"12/39\", \"cvc\": \"123\"}",
+            422,
+        ),
+        ("GET", "/payments", "", 400),
+        ("GET", "/payments?booking_id=nope", "", 400),
     ])
     .await
     .unwrap();

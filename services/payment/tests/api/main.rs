@@ -1,3 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
+mod cards;
 mod conformance;
+mod helpers;
 mod miles;
+mod payment_commands;
