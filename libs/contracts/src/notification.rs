@@ -103,14 +103,16 @@ impl Message for SendNotification {
     const MESSAGE_TYPE: &'static str = "notification.SendNotification.v1";
 }
 
-/// One message as it was handed to its channel.
+/// One message, recorded: notification's dispatcher delivers it through its
+/// channel after the recording commits, at least once, with the
+/// `notification_id` as the provider's idempotency key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SentMessage {
     pub notification_id: Uuid,
     pub channel: Channel,
 }
 
-/// The messages are sent (or had been, for a repeated command).
+/// The messages are recorded for delivery (or had been, for a repeated command).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NotificationSent {
     pub step: StepRef,

@@ -1,18 +1,38 @@
 //! notification: confirmation, cancellation and correction messages by email
 //! and SMS. A sent message cannot be unsent: its compensation is a correction.
+//!
+//! - [`commands`]: `SendNotification` from the saga, recorded once per
+//!   (booking, kind, channel) and answered with `NotificationSent`;
+//! - [`dispatcher`]: delivers recorded messages after commit through their
+//!   [`channel::DeliveryChannel`]; [`channel::DeliverySink`] is the one shipped;
+//! - [`render`]: what a message says; [`contact`]: recipient checks and masking;
+//! - `GET /notifications?booking_id=…` and `GET /openapi.json`.
 
+pub mod channel;
+pub mod commands;
+pub mod contact;
+pub mod dispatcher;
 mod messages;
+pub mod render;
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
+use axum::http::header;
+use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
+use contracts::notification::Channel;
 use contracts::topics;
+use serde::Deserialize;
 use service_kit::db::compose_migrators;
-use service_kit::settings::{NoDomainSettings, ServiceSettings};
+use service_kit::settings::ServiceSettings;
 use service_kit::{Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
+
+use crate::channel::{DeliveryChannel, DeliverySink};
+use crate::commands::NotificationCommands;
+use crate::dispatcher::{Dispatcher, DispatcherSettings};
 
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/notification");
 static MIGRATOR: LazyLock<Migrator> =
@@ -25,13 +45,19 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
+/// notification's own settings.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub dispatcher: DispatcherSettings,
+}
+
 #[derive(Debug)]
 pub struct Notification;
 
 impl Service for Notification {
     const NAME: &'static str = "notification";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
-    type Domain = NoDomainSettings;
+    type Domain = Settings;
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
@@ -41,10 +67,55 @@ impl Service for Notification {
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
+        describe_metrics();
         let router = Router::new()
             .route("/notifications", get(messages::list))
+            .route("/openapi.json", get(openapi))
             .with_state(pool.clone());
-        let app = ServiceApp::new(router);
-        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
+
+        let consumer = messaging::Consumer::new(
+            commands::CONSUMER,
+            &[topics::NOTIFICATION_COMMANDS],
+            Arc::new(NotificationCommands),
+            pool.clone(),
+            &settings.kafka,
+        );
+        // A real provider replaces a sink here; nothing else changes.
+        let channels: Vec<Arc<dyn DeliveryChannel>> = vec![
+            Arc::new(DeliverySink::new(Channel::Email, pool.clone())),
+            Arc::new(DeliverySink::new(Channel::Sms, pool.clone())),
+        ];
+        let dispatcher = Dispatcher::new(pool.clone(), channels, settings.domain.dispatcher);
+        let app = ServiceApp::new(router).worker("notification-dispatcher", move |context| {
+            dispatcher.run(context.shutdown)
+        });
+        messaging::attach(
+            app,
+            Self::NAME,
+            &pool,
+            &settings.kafka,
+            &TOPICS,
+            vec![consumer],
+        )
+        .await
     }
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!(
+        "notifications_sent_total",
+        "messages accepted by their delivery channel, by kind and channel"
+    );
+    metrics::describe_counter!(
+        "notification_delivery_failures_total",
+        "failed deliveries, by channel and outcome (retry or failed)"
+    );
+}
+
+/// `GET /openapi.json`
+async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
 }
