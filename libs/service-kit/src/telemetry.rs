@@ -125,3 +125,23 @@ pub fn current_trace_id() -> Option<String> {
         .is_valid()
         .then(|| span_context.trace_id().to_string())
 }
+
+/// The current span's W3C trace context (`traceparent`, `tracestate`) as
+/// header pairs, for outgoing HTTP requests to other services.
+pub fn current_trace_headers() -> Vec<(String, String)> {
+    use opentelemetry::propagation::Injector;
+    use tracing_opentelemetry::OpenTelemetrySpanExt;
+
+    struct Pairs(Vec<(String, String)>);
+    impl Injector for Pairs {
+        fn set(&mut self, key: &str, value: String) {
+            self.0.push((key.to_owned(), value));
+        }
+    }
+    let context = tracing::Span::current().context();
+    let mut pairs = Pairs(Vec::new());
+    opentelemetry::global::get_text_map_propagator(|propagator| {
+        propagator.inject_context(&context, &mut pairs);
+    });
+    pairs.0
+}

@@ -1,19 +1,46 @@
-//! booking: the public booking API and the orchestrator of the booking saga, a
-//! routing slip run over Kafka across flight-inventory, payment and notification.
+//! booking: the public booking API and the orchestrator of the booking saga,
+//! a routing slip run over Kafka across flight-inventory, payment and
+//! notification.
+//!
+//! - [`api`]: the HTTP API (bookings, customers' bookings, operator sagas);
+//! - [`request`]: the booking request, its validation and fingerprint;
+//! - [`delegates`]: the synchronous questions booking asks before a saga
+//!   starts (a quote from flight-inventory, a card token from payment);
+//! - [`steps`]: the saga's itinerary, its commands and the replies' meaning;
+//! - [`consumers`]: participants' replies and flight-inventory's events;
+//! - [`watch`]: `Prefer: wait`, by LISTEN/NOTIFY;
+//! - [`db`]: the `bookings` table.
 
-use std::sync::LazyLock;
+pub mod api;
+pub mod consumers;
+pub mod db;
+pub mod delegates;
+pub mod request;
+pub mod steps;
+pub mod watch;
 
+use std::sync::{Arc, LazyLock};
+use std::time::Duration;
+
+use axum::routing::{get, post};
 use axum::Router;
 use contracts::topics;
+use saga::{Orchestrator, TimerSettings};
+use serde::Deserialize;
 use service_kit::db::compose_migrators;
-use service_kit::settings::{NoDomainSettings, ServiceSettings};
+use service_kit::settings::ServiceSettings;
 use service_kit::{Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
+use crate::consumers::{FlightEvents, SagaReplies};
+use crate::delegates::{DelegateSettings, Delegates};
+use crate::steps::{BookingSteps, SagaSettings};
+use crate::watch::BookingWatch;
+
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/booking");
 static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
+    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &saga::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 6] = [
@@ -25,13 +52,30 @@ const TOPICS: [&str; 6] = [
     topics::INVENTORY_EVENTS,
 ];
 
+/// booking's own settings: `[saga]` and `[delegates]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub saga: SagaSettings,
+    pub delegates: DelegateSettings,
+}
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    pub pool: PgPool,
+    pub orchestrator: Orchestrator<BookingSteps>,
+    pub delegates: Delegates,
+    pub watch: BookingWatch,
+    pub saga: SagaSettings,
+}
+
 #[derive(Debug)]
 pub struct Booking;
 
 impl Service for Booking {
     const NAME: &'static str = "booking";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
-    type Domain = NoDomainSettings;
+    type Domain = Settings;
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
@@ -41,7 +85,68 @@ impl Service for Booking {
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
-        let app = ServiceApp::new(Router::new());
-        messaging::attach(app, Self::NAME, &pool, &settings.kafka, &TOPICS, Vec::new()).await
+        let saga_settings = settings.domain.saga.clone();
+        let orchestrator = Orchestrator::new(BookingSteps);
+        let watch = BookingWatch::default();
+        let state = AppState {
+            pool: pool.clone(),
+            orchestrator: orchestrator.clone(),
+            delegates: Delegates::new(&settings.domain.delegates)?,
+            watch: watch.clone(),
+            saga: saga_settings.clone(),
+        };
+        let router = Router::new()
+            .route("/bookings", post(api::create))
+            .route("/bookings/{booking_id}", get(api::get))
+            .route("/bookings/{booking_id}/cancel", post(api::cancel))
+            .route("/customers/{customer_id}/bookings", get(api::for_customer))
+            .route("/sagas", get(api::list_sagas))
+            .route("/sagas/{saga_id}", get(api::get_saga))
+            .route("/sagas/{saga_id}/retry", post(api::retry_saga))
+            .route("/sagas/{saga_id}/compensate", post(api::compensate_saga))
+            .route("/openapi.json", get(api::openapi))
+            .with_state(state);
+
+        let replies = messaging::Consumer::new(
+            consumers::REPLIES_CONSUMER,
+            &[topics::SAGA_REPLIES],
+            Arc::new(SagaReplies {
+                orchestrator: orchestrator.clone(),
+            }),
+            pool.clone(),
+            &settings.kafka,
+        );
+        let flight_events = messaging::Consumer::new(
+            consumers::FLIGHT_EVENTS_CONSUMER,
+            &[topics::INVENTORY_EVENTS],
+            Arc::new(FlightEvents {
+                orchestrator: orchestrator.clone(),
+                saga: saga_settings.clone(),
+            }),
+            pool.clone(),
+            &settings.kafka,
+        );
+        let timers = TimerSettings {
+            poll_interval: Duration::from_millis(saga_settings.timer_poll_interval_ms),
+            ..TimerSettings::default()
+        };
+        let timer_pool = pool.clone();
+        let listener_pool = pool.clone();
+        let app = ServiceApp::new(router)
+            .worker("saga-timers", move |context| {
+                orchestrator.run_timers(timer_pool, timers, context.shutdown)
+            })
+            .worker("booking-status-listener", move |context| {
+                watch.listen(listener_pool, context.shutdown)
+            });
+        messaging::attach(
+            app,
+            Self::NAME,
+            &pool,
+            &settings.kafka,
+            &TOPICS,
+            vec![replies, flight_events],
+        )
+        .await
     }
 }

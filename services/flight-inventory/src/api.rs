@@ -170,6 +170,12 @@ pub struct QuoteQuery {
 #[derive(Debug, Serialize)]
 pub struct Quote {
     flight_id: Uuid,
+    /// What a booking needs to say which flight it is, without a second call.
+    flight_number: String,
+    origin: String,
+    destination: String,
+    departure: DateTime<Utc>,
+    arrival: DateTime<Utc>,
     seats: u32,
     /// Per seat.
     fare: Money,
@@ -198,6 +204,11 @@ pub async fn quote(
     }
     Ok(Json(Quote {
         flight_id,
+        flight_number: scheduled.number.as_str().to_owned(),
+        origin: scheduled.origin.as_str().to_owned(),
+        destination: scheduled.destination.as_str().to_owned(),
+        departure: scheduled.departure,
+        arrival: scheduled.arrival,
         seats: query.seats,
         fare: scheduled.fare,
         total,

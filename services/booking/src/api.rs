@@ -1,0 +1,604 @@
+//! booking's HTTP API: the public booking endpoints and the operator's saga
+//! endpoints. Every refusal is a problem+json; nothing a client sends can
+//! make it answer 500.
+
+use std::time::Duration;
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
+use contracts::notification::{Contact, FlightSummary, Passenger};
+use contracts::payment::redeem_miles;
+use contracts::Money;
+use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
+use serde::{Deserialize, Serialize};
+use service_kit::{ApiError, Json, Path, Query};
+use uuid::Uuid;
+
+use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
+use crate::request::{self, CreateBooking};
+use crate::steps::{self, BookingVariables, Canceller};
+use crate::AppState;
+
+/// The longest `Prefer: wait` honoured.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+const MAX_PAGE: i64 = 100;
+
+/// A booking as the API shows it.
+#[derive(Debug, Serialize)]
+pub struct BookingView {
+    booking_id: Uuid,
+    customer_id: String,
+    flight_id: Uuid,
+    status: BookingStatus,
+    seats: u32,
+    total: Money,
+    flight: FlightSummary,
+    passengers: Vec<Passenger>,
+    contact: Contact,
+    payment: PaymentView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    failure_reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cancellation_reason: Option<String>,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    routing_slip: Option<RoutingSlip>,
+}
+
+#[derive(Debug, Serialize)]
+struct PaymentView {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    card: Option<CardView>,
+    miles_offered: u64,
+}
+
+#[derive(Debug, Serialize)]
+struct CardView {
+    brand: String,
+    last4: String,
+}
+
+fn view(booking: Booking, slip: Option<RoutingSlip>, with_slip: bool) -> BookingView {
+    BookingView {
+        booking_id: booking.booking_id,
+        customer_id: booking.customer_id,
+        flight_id: booking.flight_id,
+        status: booking.status,
+        seats: booking.seats,
+        total: booking.total,
+        flight: booking.flight,
+        passengers: booking.passengers,
+        contact: booking.contact,
+        payment: PaymentView {
+            card: booking.payment.card.map(|card| CardView {
+                brand: card.brand,
+                last4: card.last4,
+            }),
+            miles_offered: booking.payment.miles,
+        },
+        failure_reason: slip.as_ref().and_then(|slip| slip.failure_reason.clone()),
+        cancellation_reason: slip
+            .as_ref()
+            .and_then(|slip| slip.cancellation_reason.clone()),
+        created_at: booking.created_at,
+        updated_at: booking.updated_at,
+        routing_slip: slip.filter(|_| with_slip),
+    }
+}
+
+async fn load_view(state: &AppState, booking_id: Uuid) -> Result<BookingView, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
+    let booking = db::get(&mut conn, booking_id)
+        .await?
+        .ok_or_else(booking_not_found)?;
+    let slip = saga::store::get(&mut conn, booking_id).await?;
+    Ok(view(booking, slip, true))
+}
+
+fn booking_not_found() -> ApiError {
+    ApiError::not_found("no such booking").with_type("booking-not-found")
+}
+
+/// `POST /bookings`: validates, asks flight-inventory for a quote and
+/// payment for a card token, then stores the booking and starts its saga in
+/// one transaction. 202 with the pending booking; with `Prefer: wait=N`, 201
+/// once it settles within N seconds.
+#[tracing::instrument(skip_all, fields(booking_id = tracing::field::Empty), err(Debug))]
+pub async fn create(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Json(request): Json<CreateBooking>,
+) -> Result<Response, ApiError> {
+    let idempotency_key = idempotency_key(&headers)?;
+    let wait = prefer_wait(&headers);
+    let valid = request::validate(&request).map_err(|errors| {
+        let detail = errors
+            .iter()
+            .map(|error| format!("{}: {}", error.field, error.detail))
+            .collect::<Vec<_>>()
+            .join("; ");
+        ApiError::unprocessable(detail)
+            .with_type("validation-failed")
+            .with_extension("errors", errors)
+    })?;
+    let fingerprint = request::fingerprint(&request);
+
+    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
+    if let Some(booking_id) = replayed(&mut conn, &idempotency_key, &fingerprint).await? {
+        drop(conn);
+        return respond(&state, booking_id, wait).await;
+    }
+    drop(conn);
+
+    let quote = state
+        .delegates
+        .quote(valid.flight_id, valid.seats())
+        .await?;
+    if valid.card.is_none() {
+        let covered = redeem_miles(valid.miles, &quote.total)
+            .map_err(anyhow::Error::from)?
+            .is_some_and(|miles| miles.amount == quote.total);
+        if !covered {
+            return Err(ApiError::unprocessable(format!(
+                "without a card the miles must cover the whole total of {}",
+                quote.total
+            ))
+            .with_type("insufficient-miles-offered")
+            .with_extension("field", "payment.miles"));
+        }
+    }
+    let card = match &valid.card {
+        Some(card) => {
+            let token = state.delegates.tokenize(card).await?;
+            Some(CardRecord {
+                card_token: token.card_token,
+                brand: token.brand,
+                last4: token.last4,
+            })
+        }
+        None => None,
+    };
+
+    let now = Utc::now();
+    let booking_id = Uuid::now_v7();
+    tracing::Span::current().record("booking_id", tracing::field::display(booking_id));
+    let flight = FlightSummary {
+        flight_id: quote.flight_id,
+        flight_number: quote.flight_number,
+        origin: quote.origin,
+        destination: quote.destination,
+        departure: quote.departure,
+    };
+    let booking = Booking {
+        booking_id,
+        customer_id: valid.customer_id.clone(),
+        flight_id: valid.flight_id,
+        status: BookingStatus::Pending,
+        seats: quote.seats,
+        total: quote.total,
+        hold_id: Uuid::now_v7(),
+        passengers: valid.passengers.clone(),
+        contact: valid.contact.clone(),
+        payment: PaymentRecord {
+            card: card.clone(),
+            miles: valid.miles,
+        },
+        flight: flight.clone(),
+        created_at: now,
+        updated_at: now,
+    };
+    let variables = BookingVariables {
+        booking_id,
+        customer_id: valid.customer_id,
+        flight,
+        hold_id: booking.hold_id,
+        seats: booking.seats,
+        passengers: valid.passengers,
+        contact: valid.contact,
+        card,
+        miles_offered: valid.miles,
+        quoted_total: quote.total,
+    };
+    let slip = RoutingSlip::new(
+        booking_id,
+        steps::SAGA_TYPE,
+        state.saga.itinerary(),
+        variables.into_map()?,
+        state.saga.deadline(now),
+        now,
+    )
+    .map_err(anyhow::Error::from)?;
+
+    let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
+    if !db::insert(&mut tx, &booking, &idempotency_key, &fingerprint).await? {
+        // Another request with this key won the race: answer as a retry of it.
+        drop(tx);
+        let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
+        let booking_id = replayed(&mut conn, &idempotency_key, &fingerprint)
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("idempotency key {idempotency_key} vanished"))?;
+        drop(conn);
+        return respond(&state, booking_id, wait).await;
+    }
+    state
+        .orchestrator
+        .start(&mut tx, slip, now)
+        .await
+        .map_err(saga_error)?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    tracing::info!(%booking_id, "booking accepted; saga started");
+    respond(&state, booking_id, wait).await
+}
+
+/// The booking an earlier request with this key made, if it was this same request.
+async fn replayed(
+    conn: &mut sqlx::PgConnection,
+    idempotency_key: &str,
+    fingerprint: &str,
+) -> Result<Option<Uuid>, ApiError> {
+    match db::find_by_key(conn, idempotency_key).await? {
+        None => Ok(None),
+        Some((booking_id, earlier)) if earlier == fingerprint => Ok(Some(booking_id)),
+        Some(_) => Err(ApiError::unprocessable(
+            "this Idempotency-Key was already used for a different booking request",
+        )
+        .with_type("idempotency-key-reused")),
+    }
+}
+
+/// 202 while pending; with `Prefer: wait`, waits and answers 201 once settled.
+async fn respond(
+    state: &AppState,
+    booking_id: Uuid,
+    wait: Option<Duration>,
+) -> Result<Response, ApiError> {
+    let mut status = StatusCode::ACCEPTED;
+    if let Some(wait) = wait {
+        let settled = state.watch.settled(&state.pool, booking_id, wait).await?;
+        if settled.is_some_and(BookingStatus::is_settled) {
+            status = StatusCode::CREATED;
+        }
+    }
+    let body = load_view(state, booking_id).await?;
+    let mut headers = HeaderMap::new();
+    if let Ok(location) = HeaderValue::from_str(&format!("/bookings/{booking_id}")) {
+        headers.insert(header::LOCATION, location);
+    }
+    if let Some(wait) = wait {
+        if let Ok(applied) = HeaderValue::from_str(&format!("wait={}", wait.as_secs())) {
+            headers.insert("preference-applied", applied);
+        }
+    }
+    Ok((status, headers, Json(body)).into_response())
+}
+
+fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
+    let value = headers.get("idempotency-key").ok_or_else(|| {
+        ApiError::bad_request("POST /bookings needs an Idempotency-Key header")
+            .with_type("idempotency-key-required")
+    })?;
+    value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|key| !key.is_empty() && key.len() <= 255)
+        .map(str::to_owned)
+        .ok_or_else(|| {
+            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
+                .with_type("idempotency-key-invalid")
+        })
+}
+
+/// `Prefer: wait=N` (RFC 7240), capped; preferences it does not know are ignored.
+fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    headers
+        .get_all("prefer")
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|preference| preference.trim().strip_prefix("wait="))
+        .find_map(|seconds| seconds.trim().parse::<u64>().ok())
+        .map(|seconds| Duration::from_secs(seconds).min(MAX_WAIT))
+}
+
+/// `GET /bookings/{id}`: the booking with its routing slip.
+pub async fn get(
+    State(state): State<AppState>,
+    Path(booking_id): Path<Uuid>,
+) -> Result<Json<BookingView>, ApiError> {
+    Ok(Json(load_view(&state, booking_id).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CancelRequest {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// `POST /bookings/{id}/cancel`: undoes a pending or confirmed booking —
+/// seats released, card and miles refunded — and tells the customer.
+#[tracing::instrument(skip_all, fields(booking_id = %booking_id), err(Debug))]
+pub async fn cancel(
+    State(state): State<AppState>,
+    Path(booking_id): Path<Uuid>,
+    body: Bytes,
+) -> Result<Response, ApiError> {
+    let request: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        CancelRequest::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|error| {
+            ApiError::unprocessable(format!("the body is not a cancellation: {error}"))
+        })?
+    };
+    let detail = request.reason.as_deref().map(str::trim).unwrap_or_default();
+    if detail.chars().count() > 200 {
+        return Err(
+            ApiError::unprocessable("a reason is at most 200 characters")
+                .with_extension("field", "reason"),
+        );
+    }
+
+    let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
+    let booking = db::get_for_update(&mut tx, booking_id)
+        .await?
+        .ok_or_else(booking_not_found)?;
+    match booking.status {
+        BookingStatus::Failed | BookingStatus::Cancelled => {
+            return Err(ApiError::conflict(format!(
+                "the booking is {} already",
+                booking.status.as_str()
+            ))
+            .with_type("booking-not-cancellable"));
+        }
+        BookingStatus::Pending | BookingStatus::Confirmed => {}
+    }
+    if booking.flight.departure <= Utc::now() {
+        return Err(ApiError::conflict(
+            "the flight has departed; the booking can no longer be cancelled",
+        )
+        .with_type("flight-departed"));
+    }
+    let reason = steps::cancellation_reason(Canceller::Customer, detail);
+    let then = vec![state.saga.notification_step(steps::SEND_CANCELLATION)];
+    match state
+        .orchestrator
+        .cancel(&mut tx, booking_id, &reason, then, Utc::now())
+        .await
+    {
+        Ok(_) => tx.commit().await.map_err(anyhow::Error::from)?,
+        // Already being undone: by a cancellation (asking again is harmless) or a failure.
+        Err(SagaError::Refused(SlipError::NotAllowed(..))) => {
+            drop(tx);
+            let current = load_view(&state, booking_id).await?;
+            if current.cancellation_reason.is_none() {
+                return Err(ApiError::conflict(
+                    "the booking is being undone already because it failed",
+                )
+                .with_type("booking-not-cancellable"));
+            }
+        }
+        Err(error) => return Err(saga_error(error)),
+    }
+    let body = load_view(&state, booking_id).await?;
+    Ok((StatusCode::ACCEPTED, Json(body)).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    limit: Option<i64>,
+    /// The last booking id of the previous page.
+    before: Option<Uuid>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct BookingList {
+    items: Vec<BookingView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    next_before: Option<Uuid>,
+}
+
+/// `GET /customers/{id}/bookings`: newest first, paged with `before`.
+pub async fn for_customer(
+    State(state): State<AppState>,
+    Path(customer_id): Path<String>,
+    Query(query): Query<PageQuery>,
+) -> Result<Json<BookingList>, ApiError> {
+    request::validate_customer_id(&customer_id)
+        .map_err(|detail| ApiError::bad_request(detail).with_type("invalid-path"))?;
+    let limit = page_limit(query.limit)?;
+    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
+    let before = match query.before {
+        Some(id) => {
+            let booking = db::get(&mut conn, id)
+                .await?
+                .filter(|booking| booking.customer_id == customer_id)
+                .ok_or_else(|| {
+                    ApiError::bad_request("`before` is not one of this customer's bookings")
+                        .with_type("invalid-query")
+                })?;
+            Some((booking.created_at, booking.booking_id))
+        }
+        None => None,
+    };
+    let bookings = db::list_for_customer(&mut conn, &customer_id, before, limit).await?;
+    let next_before = (bookings.len() as i64 == limit)
+        .then(|| bookings.last().map(|booking| booking.booking_id))
+        .flatten();
+    let items = bookings
+        .into_iter()
+        .map(|booking| view(booking, None, false))
+        .collect();
+    Ok(Json(BookingList { items, next_before }))
+}
+
+fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(20),
+        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
+        Some(_) => {
+            Err(ApiError::bad_request(format!("limit is 1 to {MAX_PAGE}"))
+                .with_type("invalid-query"))
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SagaQuery {
+    status: Option<String>,
+    limit: Option<i64>,
+    /// Sagas last changed before this instant (the previous page's last `updated_at`).
+    before: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SagaList {
+    items: Vec<saga::store::SagaSummary>,
+}
+
+/// `GET /sagas?status=…` (operator): sagas by status, latest change first.
+pub async fn list_sagas(
+    State(state): State<AppState>,
+    Query(query): Query<SagaQuery>,
+) -> Result<Json<SagaList>, ApiError> {
+    let status = query
+        .status
+        .as_deref()
+        .map(str::parse::<SagaStatus>)
+        .transpose()
+        .map_err(|error| {
+            ApiError::bad_request(format!(
+                "{error}; one of {}",
+                SagaStatus::ALL.map(SagaStatus::as_str).join(", ")
+            ))
+            .with_type("invalid-query")
+        })?;
+    let limit = page_limit(query.limit)?;
+    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
+    let items = saga::store::list(&mut conn, status, query.before, limit).await?;
+    Ok(Json(SagaList { items }))
+}
+
+/// `GET /sagas/{id}` (operator): the routing slip.
+pub async fn get_saga(
+    State(state): State<AppState>,
+    Path(saga_id): Path<Uuid>,
+) -> Result<Json<RoutingSlip>, ApiError> {
+    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
+    let slip = saga::store::get(&mut conn, saga_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such saga").with_type("saga-not-found"))?;
+    Ok(Json(slip))
+}
+
+/// `POST /sagas/{id}/retry` (operator): a parked saga's stuck step gets a fresh budget.
+#[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
+pub async fn retry_saga(
+    State(state): State<AppState>,
+    Path(saga_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
+    let slip = state
+        .orchestrator
+        .retry(&mut tx, saga_id, Utc::now())
+        .await
+        .map_err(saga_error)?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok((StatusCode::ACCEPTED, Json(slip)).into_response())
+}
+
+/// `POST /sagas/{id}/compensate` (operator): undoes a running, parked or
+/// completed saga. A customer who was already sent a confirmation gets a
+/// correction: it cannot be unsent.
+#[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
+pub async fn compensate_saga(
+    State(state): State<AppState>,
+    Path(saga_id): Path<Uuid>,
+) -> Result<Response, ApiError> {
+    let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
+    let current = saga::store::load_for_update(&mut tx, saga_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found("no such saga").with_type("saga-not-found"))?;
+    let confirmation_sent = current.step_data(steps::SEND_CONFIRMATION).is_some();
+    let then = if confirmation_sent {
+        vec![state.saga.notification_step(steps::SEND_CORRECTION)]
+    } else {
+        Vec::new()
+    };
+    let reason = steps::cancellation_reason(Canceller::Operator, "");
+    let slip = state
+        .orchestrator
+        .cancel(&mut tx, saga_id, &reason, then, Utc::now())
+        .await
+        .map_err(saga_error)?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
+    Ok((StatusCode::ACCEPTED, Json(slip)).into_response())
+}
+
+fn saga_error(error: SagaError) -> ApiError {
+    match error {
+        SagaError::NotFound(_) => ApiError::not_found("no such saga").with_type("saga-not-found"),
+        SagaError::Refused(refusal) => {
+            ApiError::conflict(refusal.to_string()).with_type("saga-state-conflict")
+        }
+        SagaError::Unexpected(error) => ApiError::internal(error),
+    }
+}
+
+/// `GET /openapi.json`
+pub async fn openapi() -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        include_str!("../openapi.json"),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in pairs {
+            headers.append(*name, HeaderValue::from_static(value));
+        }
+        headers
+    }
+
+    #[test]
+    fn prefer_wait_is_read_among_other_preferences_and_capped() {
+        assert_eq!(prefer_wait(&headers(&[])), None);
+        assert_eq!(
+            prefer_wait(&headers(&[("prefer", "respond-async, wait=5")])),
+            Some(Duration::from_secs(5))
+        );
+        assert_eq!(
+            prefer_wait(&headers(&[("prefer", "wait=600")])),
+            Some(MAX_WAIT)
+        );
+        assert_eq!(prefer_wait(&headers(&[("prefer", "wait=soon")])), None);
+    }
+
+    #[test]
+    fn an_idempotency_key_is_required_and_bounded() {
+        assert!(idempotency_key(&headers(&[])).is_err());
+        assert!(idempotency_key(&headers(&[("idempotency-key", "  ")])).is_err());
+        assert_eq!(
+            idempotency_key(&headers(&[("idempotency-key", "order-1")])).unwrap(),
+            "order-1"
+        );
+    }
+
+    #[test]
+    fn page_limits_are_bounded() {
+        assert_eq!(page_limit(None).unwrap(), 20);
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(MAX_PAGE + 1)).is_err());
+    }
+}

@@ -1,0 +1,397 @@
+//! The booking saga end to end: four services, the real broker, public APIs only.
+
+use serde_json::{json, Value};
+
+use crate::helpers::{
+    booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE,
+};
+
+fn owned(pairs: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
+    pairs
+        .iter()
+        .map(|(a, b, c)| ((*a).to_owned(), (*b).to_owned(), (*c).to_owned()))
+        .collect()
+}
+
+fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
+    items
+        .iter()
+        .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+        .collect()
+}
+
+fn attempts_of(booking: &Value, step: &str) -> Vec<u64> {
+    booking["routing_slip"]["activity_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|entry| entry["step"] == step)
+        .map(|entry| entry["attempt"].as_u64().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per_channel() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(10, "199.00").await;
+
+    let booking_id = system
+        .book(&booking_body("cust-happy", flight, 2, Some(APPROVED), 0))
+        .await;
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "confirmed", "{booking:#}");
+    assert_eq!(booking["total"], json!({"amount": "398.00", "currency": "USD"}));
+    assert_eq!(booking["payment"]["card"]["last4"], "4242");
+    let slip = &booking["routing_slip"];
+    assert_eq!(slip["status"], "completed");
+    assert_eq!(slip["itinerary"], json!([]));
+    let steps: Vec<&str> = slip["activity_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["step"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["HoldSeats", "TakePayment", "ConfirmBooking", "SendConfirmation"],
+        "{slip:#}"
+    );
+    assert!(slip["activity_log"][0]["started_at"].is_string());
+    let registered: Vec<&str> = slip["compensation_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(registered, ["ReleaseSeats", "Refund"]);
+
+    assert_eq!(
+        system.availability(flight).await,
+        json!({"capacity": 10, "available": 8, "held": 0, "sold": 2})
+    );
+    assert_eq!(
+        ledger(&system.payments(booking_id).await),
+        owned(&[("capture", "card", "398.00")])
+    );
+    assert_eq!(
+        kinds(&system.notifications(booking_id).await),
+        pairs(&[("confirmation", "email"), ("confirmation", "sms")])
+    );
+}
+
+#[tokio::test]
+async fn a_declined_card_releases_the_seats_charges_nothing_and_confirms_nothing() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(10, "150.00").await;
+
+    let booking_id = system
+        .book(&booking_body("cust-declined", flight, 1, Some(DECLINED), 0))
+        .await;
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "failed", "{booking:#}");
+    let reason = booking["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("card_declined"), "{reason}");
+    let compensations: Vec<&str> = booking["routing_slip"]["compensation_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|entry| entry["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(compensations, ["ReleaseSeats"], "nothing was charged, so nothing is refunded");
+    assert_eq!(
+        system.availability(flight).await,
+        json!({"capacity": 10, "available": 10, "held": 0, "sold": 0})
+    );
+    assert!(ledger(&system.payments(booking_id).await)
+        .iter()
+        .all(|(kind, _, _)| kind != "capture"));
+    assert!(system.notifications(booking_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn too_few_miles_fail_the_booking_and_release_the_seats() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(10, "100.00").await;
+    system.credit_miles("cust-poor", 5_000).await;
+
+    let booking_id = system
+        .book(&booking_body("cust-poor", flight, 1, None, 10_000))
+        .await;
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "failed", "{booking:#}");
+    assert!(booking["failure_reason"]
+        .as_str()
+        .unwrap()
+        .contains("insufficient_miles"));
+    assert_eq!(system.miles_balance("cust-poor").await, 5_000);
+    assert_eq!(system.availability(flight).await["available"], 10);
+    assert!(system.notifications(booking_id).await.is_empty());
+}
+
+#[tokio::test]
+async fn a_transient_gateway_failure_is_retried_before_anything_is_compensated() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(10, "120.00").await;
+
+    let booking_id = system
+        .book(&booking_body("cust-flaky", flight, 1, Some(FLAKY_TWICE), 0))
+        .await;
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "confirmed", "{booking:#}");
+    assert_eq!(attempts_of(&booking, "TakePayment"), [1, 2, 3]);
+    assert_eq!(attempts_of(&booking, "ReleaseSeats"), Vec::<u64>::new());
+    assert_eq!(
+        ledger(&system.payments(booking_id).await),
+        owned(&[("capture", "card", "120.00")])
+    );
+}
+
+#[tokio::test]
+async fn card_and_miles_are_captured_separately_and_the_booking_confirmed() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(10, "199.00").await;
+    system.credit_miles("cust-mixed", 10_000).await;
+
+    let booking_id = system
+        .book(&booking_body("cust-mixed", flight, 2, Some(APPROVED), 10_000))
+        .await;
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "confirmed", "{booking:#}");
+    assert_eq!(
+        ledger(&system.payments(booking_id).await),
+        owned(&[("capture", "card", "298.00"), ("capture", "miles", "100.00")])
+    );
+    assert_eq!(system.miles_balance("cust-mixed").await, 0);
+}
+
+#[tokio::test]
+async fn a_customer_cancellation_refunds_card_and_miles_releases_the_seats_and_says_so() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(10, "199.00").await;
+    system.credit_miles("cust-cancel", 10_000).await;
+    let booking_id = system
+        .book(&booking_body("cust-cancel", flight, 2, Some(APPROVED), 10_000))
+        .await;
+    assert_eq!(system.settled(booking_id).await["status"], "confirmed");
+
+    let (status, answer) = system
+        .post(
+            system.booking_url(&format!("/bookings/{booking_id}/cancel")),
+            json!({"reason": "plans changed"}),
+        )
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "cancelled", "{booking:#}");
+    assert_eq!(
+        ledger(&system.payments(booking_id).await),
+        owned(&[
+            ("capture", "card", "298.00"),
+            ("capture", "miles", "100.00"),
+            ("refund", "card", "298.00"),
+            ("refund", "miles", "100.00"),
+        ])
+    );
+    assert_eq!(system.miles_balance("cust-cancel").await, 10_000);
+    assert_eq!(
+        system.availability(flight).await,
+        json!({"capacity": 10, "available": 10, "held": 0, "sold": 0})
+    );
+    assert_eq!(
+        kinds(&system.notifications(booking_id).await),
+        pairs(&[
+            ("cancellation", "email"),
+            ("cancellation", "sms"),
+            ("confirmation", "email"),
+            ("confirmation", "sms"),
+        ])
+    );
+
+    let (status, again) = system
+        .post(
+            system.booking_url(&format!("/bookings/{booking_id}/cancel")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "{again}");
+    assert_eq!(again["type"], "/problems/booking-not-cancellable");
+}
+
+#[tokio::test]
+async fn an_airline_cancellation_cancels_every_booking_on_the_flight() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(20, "80.00").await;
+    let mut bookings = Vec::new();
+    for i in 0..4 {
+        let customer = format!("cust-airline-{i}");
+        bookings.push(
+            system
+                .book(&booking_body(&customer, flight, 1, Some(APPROVED), 0))
+                .await,
+        );
+    }
+    for booking_id in &bookings {
+        assert_eq!(system.settled(*booking_id).await["status"], "confirmed");
+    }
+
+    let (status, body) = system
+        .post(
+            system.inventory.url(&format!("/flights/{flight}/cancel")),
+            json!({"reason": "typhoon"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    for booking_id in &bookings {
+        let booking_id = *booking_id;
+        eventually("the airline's cancellation reaches the booking", || async {
+            system.booking(booking_id).await["status"] == "cancelled"
+        })
+        .await;
+        let booking = system.settled(booking_id).await;
+        assert!(booking["cancellation_reason"]
+            .as_str()
+            .unwrap()
+            .contains("typhoon"));
+        assert_eq!(
+            ledger(&system.payments(booking_id).await),
+            owned(&[("capture", "card", "80.00"), ("refund", "card", "80.00")])
+        );
+        let notices = kinds(&system.notifications(booking_id).await);
+        assert!(notices.contains(&("cancellation".to_owned(), "email".to_owned())));
+    }
+    let availability = system.availability(flight).await;
+    assert_eq!(availability["sold"], 0, "{availability}");
+    assert_eq!(availability["held"], 0, "{availability}");
+}
+
+#[tokio::test]
+async fn the_last_seats_are_sold_once_however_many_ask_for_them() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(3, "50.00").await;
+    let mut bookings = Vec::new();
+    for i in 0..5 {
+        let customer = format!("cust-race-{i}");
+        bookings.push(
+            system
+                .book(&booking_body(&customer, flight, 1, Some(APPROVED), 0))
+                .await,
+        );
+    }
+
+    let mut confirmed = 0;
+    for booking_id in &bookings {
+        let booking = system.settled(*booking_id).await;
+        match booking["status"].as_str().unwrap() {
+            "confirmed" => confirmed += 1,
+            "failed" => {
+                let reason = booking["failure_reason"].as_str().unwrap();
+                assert!(reason.contains("sold_out"), "{reason}");
+                assert!(ledger(&system.payments(*booking_id).await)
+                    .iter()
+                    .all(|(kind, _, _)| kind != "capture"));
+            }
+            other => panic!("booking ended {other}"),
+        }
+    }
+    assert_eq!(confirmed, 3);
+    assert_eq!(
+        system.availability(flight).await,
+        json!({"capacity": 3, "available": 0, "held": 0, "sold": 3})
+    );
+}
+
+#[tokio::test]
+async fn sagas_in_flight_complete_after_booking_is_killed_and_restarted() {
+    let mut system = System::start().await;
+    let flight = system.schedule_flight(20, "60.00").await;
+    let mut bookings = Vec::new();
+    for i in 0..5 {
+        let customer = format!("cust-crash-{i}");
+        bookings.push(
+            system
+                .book(&booking_body(&customer, flight, 1, Some(APPROVED), 0))
+                .await,
+        );
+    }
+
+    system.crash_booking();
+    system.start_booking().await;
+
+    for booking_id in &bookings {
+        let booking = system.settled(*booking_id).await;
+        assert_eq!(booking["status"], "confirmed", "{booking:#}");
+        assert_eq!(
+            ledger(&system.payments(*booking_id).await),
+            owned(&[("capture", "card", "60.00")])
+        );
+        assert_eq!(
+            kinds(&system.notifications(*booking_id).await),
+            pairs(&[("confirmation", "email"), ("confirmation", "sms")])
+        );
+    }
+    assert_eq!(system.availability(flight).await["sold"], 5);
+}
+
+#[tokio::test]
+async fn an_operator_sees_and_retries_nothing_when_nothing_is_parked() {
+    let system = System::start().await;
+    let (status, body) = system
+        .get(system.booking_url("/sagas?status=failed_compensation"))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["items"], json!([]));
+    let (status, body) = system.get(system.booking_url("/sagas?status=stuck")).await;
+    assert_eq!(status, 400, "{body}");
+
+    let flight = system.schedule_flight(5, "70.00").await;
+    let booking_id = system
+        .book(&booking_body("cust-operator", flight, 1, Some(APPROVED), 0))
+        .await;
+    system.settled(booking_id).await;
+    let (status, body) = system
+        .post(
+            system.booking_url(&format!("/sagas/{booking_id}/retry")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 409, "a completed saga is not parked: {body}");
+    let (status, body) = system
+        .get(system.booking_url("/sagas?status=completed"))
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(body["items"][0]["saga_id"], booking_id.to_string());
+}
+
+#[tokio::test]
+async fn an_operator_compensation_of_a_confirmed_booking_refunds_it_and_sends_a_correction() {
+    let system = System::start().await;
+    let flight = system.schedule_flight(5, "70.00").await;
+    let booking_id = system
+        .book(&booking_body("cust-correct", flight, 1, Some(APPROVED), 0))
+        .await;
+    assert_eq!(system.settled(booking_id).await["status"], "confirmed");
+
+    let (status, body) = system
+        .post(
+            system.booking_url(&format!("/sagas/{booking_id}/compensate")),
+            json!({}),
+        )
+        .await;
+    assert_eq!(status, 202, "{body}");
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "cancelled");
+    assert_eq!(
+        ledger(&system.payments(booking_id).await),
+        owned(&[("capture", "card", "70.00"), ("refund", "card", "70.00")])
+    );
+    let notices = kinds(&system.notifications(booking_id).await);
+    assert!(notices.contains(&("correction".to_owned(), "email".to_owned())), "{notices:?}");
+}
