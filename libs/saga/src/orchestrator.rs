@@ -286,12 +286,21 @@ fn record_transition(previous: SagaStatus, slip: &RoutingSlip) {
     if previous == slip.status {
         return;
     }
-    metrics::counter!(
-        "saga_transitions_total",
-        "saga_type" => slip.saga_type.clone(),
-        "status" => slip.status.as_str()
-    )
-    .increment(1);
+    // The names the shipped alert rules and dashboard (deploy/) query.
+    let counter = match slip.status {
+        SagaStatus::Completed => Some("saga_completed_total"),
+        SagaStatus::Compensated => Some("saga_compensated_total"),
+        SagaStatus::FailedCompensation | SagaStatus::Parked => Some("saga_parked_total"),
+        SagaStatus::Running | SagaStatus::Compensating => None,
+    };
+    if let Some(counter) = counter {
+        metrics::counter!(
+            counter,
+            "saga_type" => slip.saga_type.clone(),
+            "status" => slip.status.as_str()
+        )
+        .increment(1);
+    }
     if slip.status.is_terminal() || slip.status.needs_operator() {
         let elapsed = (slip.updated_at - slip.created_at)
             .to_std()
