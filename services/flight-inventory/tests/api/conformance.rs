@@ -1,5 +1,5 @@
 use flight_inventory::FlightInventory;
-use test_support::conformance::check_service_conformance;
+use test_support::conformance::{check_openapi_document, check_service_conformance};
 
 #[tokio::test]
 async fn flight_inventory_meets_the_service_conformance_suite() {
@@ -15,6 +15,27 @@ async fn flight_inventory_meets_the_service_conformance_suite() {
         ),
         ("GET", "/flights?origin=TOOLONG", "", 400),
         ("GET", "/flights?date=yesterday", "", 400),
+    ])
+    .await
+    .unwrap();
+}
+
+/// The routes `FlightInventory::build` registers, in its order: the document must list
+/// exactly these (and the shared ones), and the service must route each.
+#[tokio::test]
+async fn flight_inventory_documents_exactly_the_routes_it_serves() {
+    check_openapi_document::<FlightInventory>(&[
+        ("GET", "/flights"),
+        ("POST", "/flights"),
+        ("GET", "/flights/{flight_id}"),
+        ("GET", "/flights/{flight_id}/availability"),
+        ("GET", "/flights/{flight_id}/quote"),
+        ("GET", "/flights/{flight_id}/history"),
+        ("POST", "/flights/{flight_id}/fare"),
+        ("POST", "/flights/{flight_id}/status"),
+        ("POST", "/flights/{flight_id}/position"),
+        ("POST", "/flights/{flight_id}/cancel"),
+        ("GET", "/openapi.json"),
     ])
     .await
     .unwrap();

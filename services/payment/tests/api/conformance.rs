@@ -1,5 +1,5 @@
 use payment::Payment;
-use test_support::conformance::check_service_conformance;
+use test_support::conformance::{check_openapi_document, check_service_conformance};
 
 #[tokio::test]
 async fn payment_meets_the_service_conformance_suite() {
@@ -38,6 +38,21 @@ async fn payment_meets_the_service_conformance_suite() {
         ),
         ("GET", "/payments", "", 400),
         ("GET", "/payments?booking_id=nope", "", 400),
+    ])
+    .await
+    .unwrap();
+}
+
+/// The routes `Payment::build` registers, in its order: the document must list
+/// exactly these (and the shared ones), and the service must route each.
+#[tokio::test]
+async fn payment_documents_exactly_the_routes_it_serves() {
+    check_openapi_document::<Payment>(&[
+        ("POST", "/cards"),
+        ("GET", "/payments"),
+        ("GET", "/accounts/{customer_id}/miles"),
+        ("POST", "/accounts/{customer_id}/miles/credits"),
+        ("GET", "/openapi.json"),
     ])
     .await
     .unwrap();
