@@ -33,12 +33,18 @@ async fn the_same_key_with_another_request_is_refused() {
     let system = System::start().await;
     let flight = system.schedule_flight(10, "99.00").await;
     let (status, _) = system
-        .book_with_key("reused-key", &booking_body("cust-a", flight, 1, Some(APPROVED), 0))
+        .book_with_key(
+            "reused-key",
+            &booking_body("cust-a", flight, 1, Some(APPROVED), 0),
+        )
         .await;
     assert_eq!(status, 202);
 
     let (status, problem) = system
-        .book_with_key("reused-key", &booking_body("cust-a", flight, 2, Some(APPROVED), 0))
+        .book_with_key(
+            "reused-key",
+            &booking_body("cust-a", flight, 2, Some(APPROVED), 0),
+        )
         .await;
 
     assert_eq!(status, 422, "{problem}");
@@ -67,7 +73,11 @@ async fn post_raw(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    (status, content_type, response.json().await.unwrap_or(Value::Null))
+    (
+        status,
+        content_type,
+        response.json().await.unwrap_or(Value::Null),
+    )
 }
 
 #[tokio::test]
@@ -83,16 +93,70 @@ async fn malformed_requests_are_problems_and_create_nothing() {
     let cases: Vec<(&str, Option<&str>, String, u16)> = vec![
         ("not json", Some("k1"), "{\"customer_id\": ".to_owned(), 400),
         ("no idempotency key", None, valid.to_string(), 400),
-        ("missing field", Some("k2"), json!({"customer_id": "cust-bad"}).to_string(), 422),
-        ("flight id not a uuid", Some("k3"), with("/flight_id", json!("CT123")), 422),
-        ("no passengers", Some("k4"), with("/passengers", json!([])), 422),
-        ("ten passengers", Some("k5"), with("/passengers", json!(vec![json!({"first_name": "A", "last_name": "B"}); 10])), 422),
-        ("bad email", Some("k6"), with("/contact/email", json!("nobody")), 422),
-        ("card failing luhn", Some("k7"), with("/payment/card/number", json!("4242424242424241")), 422),
-        ("unknown test card", Some("k8"), with("/payment/card/number", json!("4111111111111111")), 422),
-        ("bad expiry", Some("k9"), with("/payment/card/expiry", json!("2030-12")), 422),
-        ("negative miles", Some("k10"), with("/payment/miles", json!(-5)), 422),
-        ("unknown field", Some("k11"), with("/customer_id", json!("cust-bad")).replace("\"customer_id\"", "\"customer\": 1, \"customer_id\""), 422),
+        (
+            "missing field",
+            Some("k2"),
+            json!({"customer_id": "cust-bad"}).to_string(),
+            422,
+        ),
+        (
+            "flight id not a uuid",
+            Some("k3"),
+            with("/flight_id", json!("CT123")),
+            422,
+        ),
+        (
+            "no passengers",
+            Some("k4"),
+            with("/passengers", json!([])),
+            422,
+        ),
+        (
+            "ten passengers",
+            Some("k5"),
+            with(
+                "/passengers",
+                json!(vec![json!({"first_name": "A", "last_name": "B"}); 10]),
+            ),
+            422,
+        ),
+        (
+            "bad email",
+            Some("k6"),
+            with("/contact/email", json!("nobody")),
+            422,
+        ),
+        (
+            "card failing luhn",
+            Some("k7"),
+            with("/payment/card/number", json!("4242424242424241")),
+            422,
+        ),
+        (
+            "unknown test card",
+            Some("k8"),
+            with("/payment/card/number", json!("4111111111111111")),
+            422,
+        ),
+        (
+            "bad expiry",
+            Some("k9"),
+            with("/payment/card/expiry", json!("2030-12")),
+            422,
+        ),
+        (
+            "negative miles",
+            Some("k10"),
+            with("/payment/miles", json!(-5)),
+            422,
+        ),
+        (
+            "unknown field",
+            Some("k11"),
+            with("/customer_id", json!("cust-bad"))
+                .replace("\"customer_id\"", "\"customer\": 1, \"customer_id\""),
+            422,
+        ),
     ];
     for (case, key, body, expected) in cases {
         let (status, content_type, problem) =
@@ -118,13 +182,19 @@ async fn flights_that_cannot_be_sold_are_refused_at_once() {
     let flight = system.schedule_flight(2, "99.00").await;
 
     let (status, problem) = system
-        .book_with_key("sold-out", &booking_body("cust-x", flight, 3, Some(APPROVED), 0))
+        .book_with_key(
+            "sold-out",
+            &booking_body("cust-x", flight, 3, Some(APPROVED), 0),
+        )
         .await;
     assert_eq!(status, 409, "{problem}");
     assert_eq!(problem["type"], "/problems/sold-out");
 
     let (status, problem) = system
-        .book_with_key("nowhere", &booking_body("cust-x", Uuid::now_v7(), 1, Some(APPROVED), 0))
+        .book_with_key(
+            "nowhere",
+            &booking_body("cust-x", Uuid::now_v7(), 1, Some(APPROVED), 0),
+        )
         .await;
     assert_eq!(status, 404, "{problem}");
     assert_eq!(problem["type"], "/problems/flight-not-found");
@@ -137,12 +207,24 @@ async fn flights_that_cannot_be_sold_are_refused_at_once() {
         .await;
     assert_eq!(status, 200);
     let (status, problem) = system
-        .book_with_key("closed", &booking_body("cust-x", flight, 1, Some(APPROVED), 0))
+        .book_with_key(
+            "closed",
+            &booking_body("cust-x", flight, 1, Some(APPROVED), 0),
+        )
         .await;
     assert_eq!(status, 409, "{problem}");
 
     let (status, problem) = system
-        .book_with_key("miles-short", &booking_body("cust-x", system.schedule_flight(5, "99.00").await, 1, None, 100))
+        .book_with_key(
+            "miles-short",
+            &booking_body(
+                "cust-x",
+                system.schedule_flight(5, "99.00").await,
+                1,
+                None,
+                100,
+            ),
+        )
         .await;
     assert_eq!(status, 422, "{problem}");
     assert_eq!(problem["type"], "/problems/insufficient-miles-offered");
@@ -167,7 +249,10 @@ async fn prefer_wait_answers_with_the_settled_booking() {
     let location = response.headers()["location"].to_str().unwrap().to_owned();
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["status"], "confirmed", "{body:#}");
-    assert_eq!(location, format!("/bookings/{}", body["booking_id"].as_str().unwrap()));
+    assert_eq!(
+        location,
+        format!("/bookings/{}", body["booking_id"].as_str().unwrap())
+    );
 }
 
 #[tokio::test]

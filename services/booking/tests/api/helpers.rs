@@ -40,7 +40,9 @@ impl System {
         let inventory = spawn::<FlightInventory>(&database, &topic_prefix, &[])
             .await
             .unwrap();
-        let payment = spawn::<Payment>(&database, &topic_prefix, &[]).await.unwrap();
+        let payment = spawn::<Payment>(&database, &topic_prefix, &[])
+            .await
+            .unwrap();
         let notification = spawn::<Notification>(&database, &topic_prefix, &[])
             .await
             .unwrap();
@@ -162,7 +164,9 @@ impl System {
         let deadline = tokio::time::Instant::now() + PATIENCE;
         loop {
             let booking = self.booking(booking_id).await;
-            let saga_status = booking["routing_slip"]["status"].as_str().unwrap_or_default();
+            let saga_status = booking["routing_slip"]["status"]
+                .as_str()
+                .unwrap_or_default();
             if matches!(saga_status, "completed" | "compensated") {
                 return booking;
             }
@@ -176,7 +180,10 @@ impl System {
 
     pub async fn availability(&self, flight_id: Uuid) -> Value {
         let (status, body) = self
-            .get(self.inventory.url(&format!("/flights/{flight_id}/availability")))
+            .get(
+                self.inventory
+                    .url(&format!("/flights/{flight_id}/availability")),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body
@@ -184,7 +191,10 @@ impl System {
 
     pub async fn payments(&self, booking_id: Uuid) -> Vec<Value> {
         let (status, body) = self
-            .get(self.payment.url(&format!("/payments?booking_id={booking_id}")))
+            .get(
+                self.payment
+                    .url(&format!("/payments?booking_id={booking_id}")),
+            )
             .await;
         assert_eq!(status, 200, "{body}");
         body["items"].as_array().unwrap().clone()

@@ -41,7 +41,10 @@ async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per
     let booking = system.settled(booking_id).await;
 
     assert_eq!(booking["status"], "confirmed", "{booking:#}");
-    assert_eq!(booking["total"], json!({"amount": "398.00", "currency": "USD"}));
+    assert_eq!(
+        booking["total"],
+        json!({"amount": "398.00", "currency": "USD"})
+    );
     assert_eq!(booking["payment"]["card"]["last4"], "4242");
     let slip = &booking["routing_slip"];
     assert_eq!(slip["status"], "completed");
@@ -54,7 +57,12 @@ async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per
         .collect();
     assert_eq!(
         steps,
-        ["HoldSeats", "TakePayment", "ConfirmBooking", "SendConfirmation"],
+        [
+            "HoldSeats",
+            "TakePayment",
+            "ConfirmBooking",
+            "SendConfirmation"
+        ],
         "{slip:#}"
     );
     assert!(slip["activity_log"][0]["started_at"].is_string());
@@ -99,7 +107,11 @@ async fn a_declined_card_releases_the_seats_charges_nothing_and_confirms_nothing
         .iter()
         .map(|entry| entry["name"].as_str().unwrap())
         .collect();
-    assert_eq!(compensations, ["ReleaseSeats"], "nothing was charged, so nothing is refunded");
+    assert_eq!(
+        compensations,
+        ["ReleaseSeats"],
+        "nothing was charged, so nothing is refunded"
+    );
     assert_eq!(
         system.availability(flight).await,
         json!({"capacity": 10, "available": 10, "held": 0, "sold": 0})
@@ -157,14 +169,23 @@ async fn card_and_miles_are_captured_separately_and_the_booking_confirmed() {
     system.credit_miles("cust-mixed", 10_000).await;
 
     let booking_id = system
-        .book(&booking_body("cust-mixed", flight, 2, Some(APPROVED), 10_000))
+        .book(&booking_body(
+            "cust-mixed",
+            flight,
+            2,
+            Some(APPROVED),
+            10_000,
+        ))
         .await;
     let booking = system.settled(booking_id).await;
 
     assert_eq!(booking["status"], "confirmed", "{booking:#}");
     assert_eq!(
         ledger(&system.payments(booking_id).await),
-        owned(&[("capture", "card", "298.00"), ("capture", "miles", "100.00")])
+        owned(&[
+            ("capture", "card", "298.00"),
+            ("capture", "miles", "100.00")
+        ])
     );
     assert_eq!(system.miles_balance("cust-mixed").await, 0);
 }
@@ -175,7 +196,13 @@ async fn a_customer_cancellation_refunds_card_and_miles_releases_the_seats_and_s
     let flight = system.schedule_flight(10, "199.00").await;
     system.credit_miles("cust-cancel", 10_000).await;
     let booking_id = system
-        .book(&booking_body("cust-cancel", flight, 2, Some(APPROVED), 10_000))
+        .book(&booking_body(
+            "cust-cancel",
+            flight,
+            2,
+            Some(APPROVED),
+            10_000,
+        ))
         .await;
     assert_eq!(system.settled(booking_id).await["status"], "confirmed");
 
@@ -393,5 +420,8 @@ async fn an_operator_compensation_of_a_confirmed_booking_refunds_it_and_sends_a_
         owned(&[("capture", "card", "70.00"), ("refund", "card", "70.00")])
     );
     let notices = kinds(&system.notifications(booking_id).await);
-    assert!(notices.contains(&("correction".to_owned(), "email".to_owned())), "{notices:?}");
+    assert!(
+        notices.contains(&("correction".to_owned(), "email".to_owned())),
+        "{notices:?}"
+    );
 }
