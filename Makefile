@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test fmt lint
+.PHONY: help up down status demo test fmt lint check load
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -21,6 +21,12 @@ demo: ## `make up`, then a scripted walk through the API
 
 test: ## Everything CI runs: fmt, clippy, all tests against real Postgres and broker, deploy checks
 	@scripts/test.sh
+
+check: ## Check the cross-service invariants against the running system (`make up` first)
+	cargo run --release -p invariant-checker
+
+load: ## Book flights at 150/s for 30 s, next to a pgbench baseline, then check the invariants
+	cargo run --release -p loadgen
 
 fmt: ## Format the code
 	cargo fmt --all

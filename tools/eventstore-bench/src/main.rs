@@ -12,19 +12,20 @@
 //! Environment: `EVENTSTORE_BENCH_ADMIN_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`), `EVENTSTORE_BENCH_SECONDS`
 //! (per throughput run, default 5), `PGBENCH` (default: `pgbench` on `PATH`,
-//! then `/usr/lib/postgresql/15/bin/pgbench`).
+//! then Debian's `/usr/lib/postgresql/<version>/bin/pgbench`).
 
 use std::io::Write;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
+use bench_support::{Baseline, Latencies, ScratchDatabase, Workload};
 use eventstore::{
     Aggregate, EventStore, NewEvent, PgEventStore, Position, Repository, SnapshotPolicy,
 };
 use serde::{Deserialize, Serialize};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{ConnectOptions, Connection, Executor, PgConnection};
+use sqlx::{Connection, Executor, PgConnection};
 use uuid::Uuid;
 
 const WRITERS: usize = 16;
@@ -45,7 +46,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let run_for = Duration::from_secs(seconds.clamp(1, 30));
 
-    let scratch = Scratch::create(&admin_url).await?;
+    let scratch = create_scratch(&admin_url).await?;
     let outcome = tokio::time::timeout(BUDGET, run(&scratch, run_for)).await;
     let dropped = scratch.drop_database().await;
     let figures = outcome.context("the benchmark overran its time budget")??;
@@ -53,8 +54,8 @@ async fn main() -> anyhow::Result<()> {
     figures.print(run_for)
 }
 
-async fn run(scratch: &Scratch, run_for: Duration) -> anyhow::Result<Figures> {
-    let options = PgConnectOptions::from_str(&scratch.url)
+async fn run(scratch: &ScratchDatabase, run_for: Duration) -> anyhow::Result<Figures> {
+    let options = PgConnectOptions::from_str(scratch.url())
         .context("parse the scratch url")?
         .options([("search_path", "bench")]);
     let pool = PgPoolOptions::new()
@@ -71,7 +72,8 @@ async fn run(scratch: &Scratch, run_for: Duration) -> anyhow::Result<Figures> {
     let server_version: String = sqlx::query_scalar("SHOW server_version")
         .fetch_one(store.pool())
         .await?;
-    let baseline = pgbench_baseline(scratch, run_for).await?;
+    let baseline =
+        bench_support::pgbench_baseline(scratch.url(), BASELINE_WORKLOAD, WRITERS, run_for).await?;
     let appends = append_throughput(&store, run_for).await?;
     let (no_snapshot, with_snapshot) = stream_loads(&store).await?;
     let replay = replay_speed(&store).await?;
@@ -85,121 +87,21 @@ async fn run(scratch: &Scratch, run_for: Duration) -> anyhow::Result<Figures> {
     })
 }
 
-/// A database of its own, so the bench never touches anything else.
-struct Scratch {
-    admin: PgConnectOptions,
-    name: String,
-    url: String,
-}
-
-impl Scratch {
-    async fn create(admin_url: &str) -> anyhow::Result<Self> {
-        let admin = PgConnectOptions::from_str(admin_url).context("parse the admin url")?;
-        let name = format!("eventstore_bench_{}", Uuid::now_v7().simple());
-        let mut conn = admin.connect().await.context("connect as administrator")?;
-        conn.execute(format!("CREATE DATABASE {name}").as_str())
-            .await
-            .context("create the scratch database")?;
-        conn.close().await.ok();
-        let url = with_database(admin_url, &name)?;
-        let mut conn = PgConnection::connect(&url)
-            .await
-            .context("connect to the scratch database")?;
-        conn.execute(
-            "CREATE SCHEMA bench; \
-             CREATE TABLE bench.pgbench_baseline ( \
-                 id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, payload jsonb NOT NULL)",
-        )
+/// The scratch database, with the schema the event store lives in.
+async fn create_scratch(admin_url: &str) -> anyhow::Result<ScratchDatabase> {
+    let scratch = ScratchDatabase::create(admin_url, "eventstore_bench").await?;
+    let mut conn = PgConnection::connect(scratch.url())
         .await
-        .context("create the baseline table")?;
-        conn.close().await.ok();
-        Ok(Self { admin, name, url })
-    }
-
-    async fn drop_database(&self) -> anyhow::Result<()> {
-        let mut conn = self
-            .admin
-            .connect()
-            .await
-            .context("connect as administrator")?;
-        conn.execute(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name).as_str())
-            .await
-            .context("drop the scratch database")?;
-        Ok(())
-    }
-}
-
-/// `url` with its database replaced by `database`, keeping any parameters.
-fn with_database(url: &str, database: &str) -> anyhow::Result<String> {
-    let (before_path, path_and_query) = url
-        .split_once("://")
-        .and_then(|(scheme, rest)| {
-            rest.split_once('/')
-                .map(|(authority, path)| (format!("{scheme}://{authority}"), path))
-        })
-        .context("the admin url has no database path")?;
-    Ok(match path_and_query.split_once('?') {
-        Some((_, query)) => format!("{before_path}/{database}?{query}"),
-        None => format!("{before_path}/{database}"),
-    })
-}
-
-struct Baseline {
-    tps: f64,
-    latency_ms: f64,
+        .context("connect to the scratch database")?;
+    conn.execute("CREATE SCHEMA bench")
+        .await
+        .context("create the bench schema")?;
+    conn.close().await.ok();
+    Ok(scratch)
 }
 
 /// pgbench inserting single rows with the same concurrency as the writers.
-async fn pgbench_baseline(scratch: &Scratch, run_for: Duration) -> anyhow::Result<Baseline> {
-    let script = std::env::temp_dir().join(format!("{}.sql", scratch.name));
-    std::fs::write(
-        &script,
-        "INSERT INTO bench.pgbench_baseline (payload) VALUES ('{\"hold_id\": \"0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5b\", \"seats\": 1}');\n",
-    )
-    .context("write the pgbench script")?;
-    let output = tokio::process::Command::new(pgbench_path())
-        .args(["-n", "-c", &WRITERS.to_string(), "-j", "2"])
-        .args(["-T", &run_for.as_secs().to_string(), "-f"])
-        .arg(&script)
-        .arg(&scratch.url)
-        .output()
-        .await
-        .context("run pgbench")?;
-    std::fs::remove_file(&script).ok();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    if !output.status.success() {
-        bail!(
-            "pgbench failed: {}\n{stdout}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let number_after = |prefix: &str| -> anyhow::Result<f64> {
-        stdout
-            .lines()
-            .find_map(|line| line.trim().strip_prefix(prefix))
-            .and_then(|rest| rest.split_whitespace().next())
-            .and_then(|number| number.parse().ok())
-            .with_context(|| format!("no {prefix:?} in pgbench output:\n{stdout}"))
-    };
-    Ok(Baseline {
-        tps: number_after("tps =")?,
-        latency_ms: number_after("latency average =")?,
-    })
-}
-
-fn pgbench_path() -> String {
-    if let Ok(path) = std::env::var("PGBENCH") {
-        return path;
-    }
-    let on_path = std::env::var_os("PATH").is_some_and(|paths| {
-        std::env::split_paths(&paths).any(|dir| dir.join("pgbench").is_file())
-    });
-    if on_path {
-        "pgbench".to_owned()
-    } else {
-        "/usr/lib/postgresql/15/bin/pgbench".to_owned()
-    }
-}
+const BASELINE_WORKLOAD: Workload<'static> = bench_support::SINGLE_ROW_INSERT;
 
 struct Appends {
     count: usize,
@@ -348,25 +250,6 @@ impl Aggregate for Flight {
     }
 }
 
-struct Latencies(Vec<Duration>);
-
-impl From<Vec<Duration>> for Latencies {
-    fn from(mut samples: Vec<Duration>) -> Self {
-        samples.sort_unstable();
-        Self(samples)
-    }
-}
-
-impl Latencies {
-    fn percentile_ms(&self, quantile: f64) -> f64 {
-        if self.0.is_empty() {
-            return f64::NAN;
-        }
-        let index = ((self.0.len() - 1) as f64 * quantile).round() as usize;
-        self.0[index].as_secs_f64() * 1000.0
-    }
-}
-
 struct Figures {
     server_version: String,
     baseline: Baseline,
@@ -417,7 +300,7 @@ impl Figures {
             "load {stream}-event stream, full replay       p50 {:>7.2} ms   p99 {:>7.2} ms   ({} loads, {:.0} events/s folded at p50)",
             self.no_snapshot.percentile_ms(0.50),
             self.no_snapshot.percentile_ms(0.99),
-            self.no_snapshot.0.len(),
+            self.no_snapshot.len(),
             stream as f64 / (self.no_snapshot.percentile_ms(0.50) / 1000.0)
         )?;
         writeln!(
@@ -425,7 +308,7 @@ impl Figures {
             "load {stream}-event stream, snapshot + {STREAM_TAIL} events p50 {:>7.2} ms   p99 {:>7.2} ms   ({} loads)",
             self.with_snapshot.percentile_ms(0.50),
             self.with_snapshot.percentile_ms(0.99),
-            self.with_snapshot.0.len()
+            self.with_snapshot.len()
         )?;
         Ok(())
     }
