@@ -205,6 +205,8 @@ impl Consumer {
             )
             .set("auto.offset.reset", "earliest")
             .set("statistics.interval.ms", "5000")
+            // Answer a fetch as soon as one byte is there; the wait bounds only the idle case.
+            .set("fetch.min.bytes", "1")
             .set(
                 "fetch.wait.max.ms",
                 self.settings.fetch_wait_max_ms.to_string(),

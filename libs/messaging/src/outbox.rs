@@ -151,9 +151,16 @@ impl OutboxRelay {
                     tokio::select! {
                         () = shutdown.cancelled() => break,
                         notification = listener.recv() => {
-                            if let Err(error) = notification {
-                                tracing::warn!(%error, "outbox listener lost its connection; polling until it is back");
-                                tokio::time::sleep(poll_interval).await;
+                            match notification {
+                                // Every committing transaction notifies once; the commits
+                                // behind the notifications already buffered are visible to
+                                // the next pass, so drop those rather than run one empty
+                                // pass for each of them.
+                                Ok(_) => while listener.next_buffered().is_some() {},
+                                Err(error) => {
+                                    tracing::warn!(%error, "outbox listener lost its connection; polling until it is back");
+                                    tokio::time::sleep(poll_interval).await;
+                                }
                             }
                         }
                         () = tokio::time::sleep(poll_interval) => {}

@@ -46,7 +46,7 @@ pub fn load_with_overrides<T: DeserializeOwned>(
     );
     for (key, value) in overrides {
         builder = builder
-            .set_override(*key, value.clone())
+            .set_override(*key, typed_override(value))
             .with_context(|| format!("override setting {key}"))?;
     }
     builder
@@ -54,6 +54,27 @@ pub fn load_with_overrides<T: DeserializeOwned>(
         .context("assemble configuration layers")?
         .try_deserialize()
         .with_context(|| format!("read {service_name} settings"))
+}
+
+/// An override as the environment layer would read it (`try_parsing`): a
+/// number or a boolean when it spells one. The services' own settings are
+/// flattened into [`ServiceSettings`], and serde's flattening cannot turn a
+/// string into a number the way a plain field can.
+fn typed_override(value: &str) -> config::Value {
+    if let Ok(integer) = value.parse::<i64>() {
+        integer.into()
+    } else if let Some(float) = value
+        .bytes()
+        .all(|b| b.is_ascii_digit() || matches!(b, b'.' | b'-'))
+        .then(|| value.parse::<f64>().ok())
+        .flatten()
+    {
+        float.into()
+    } else if let Ok(boolean) = value.parse::<bool>() {
+        boolean.into()
+    } else {
+        value.into()
+    }
 }
 
 /// Everything a service is configured with: the shared sections every
@@ -167,8 +188,11 @@ pub struct ConsumerSettings {
     /// How often to look for replay requests and prune the inbox.
     #[serde(default = "default_maintenance_interval_ms")]
     pub maintenance_interval_ms: u64,
-    /// How long the broker may hold a fetch while it has nothing new; bounds
-    /// the idle latency of a consumer.
+    /// How long the broker may hold a fetch while it has nothing new. Apache
+    /// Kafka answers as soon as data arrives, so there this only sets how often
+    /// an idle consumer asks; some Kafka-protocol brokers (tansu 0.6) hold every
+    /// fetch for this long even when data is there, which makes it a floor on
+    /// each hop's latency. Low by default because a saga chains many hops.
     #[serde(default = "default_fetch_wait_max_ms")]
     pub fetch_wait_max_ms: u64,
     /// Inbox rows older than this are pruned; a redelivery older than that is not expected.
@@ -206,7 +230,7 @@ fn default_maintenance_interval_ms() -> u64 {
     1_000
 }
 fn default_fetch_wait_max_ms() -> u64 {
-    100
+    10
 }
 fn default_inbox_retention_secs() -> u64 {
     7 * 24 * 3600
@@ -350,6 +374,34 @@ mod tests {
     struct Sample {
         http: HttpSettings,
         database: DatabaseSettings,
+    }
+
+    #[test]
+    fn overrides_reach_a_services_own_flattened_settings_with_their_types() {
+        #[derive(Debug, Deserialize)]
+        struct Own {
+            retries: u32,
+            ratio: f64,
+            enabled: bool,
+            name: String,
+        }
+        #[derive(Debug, Deserialize)]
+        struct WithOwn {
+            #[serde(flatten)]
+            own: Own,
+        }
+        let defaults = "retries = 1\nratio = 0.5\nenabled = false\nname = \"a\"\n";
+        let overrides = [
+            ("retries", "7".to_owned()),
+            ("ratio", "0.25".to_owned()),
+            ("enabled", "true".to_owned()),
+            ("name", "inf".to_owned()),
+        ];
+        let settings: WithOwn = load_with_overrides("sample-o", defaults, &overrides).unwrap();
+        assert_eq!(settings.own.retries, 7);
+        assert_eq!(settings.own.ratio, 0.25);
+        assert!(settings.own.enabled);
+        assert_eq!(settings.own.name, "inf");
     }
 
     #[test]
