@@ -8,7 +8,13 @@ row COMPONENT STATE PID WHERE
 if pg_isready -q -d "$PG_URL" 2>/dev/null; then state=up; else state=down; fi
 row postgres "$state" - "${PG_URL%%\?*}"
 pid=-; [[ -f "$RUN_DIR/broker.pid" ]] && pid=$(<"$RUN_DIR/broker.pid")
-if port_open "$BROKER_HOST" "$BROKER_PORT"; then state=up; else state=down; fi
+if ! port_open "$BROKER_HOST" "$BROKER_PORT"; then
+  state=down
+elif python3 "$ROOT/scripts/broker-answers.py" "$BROKER_HOST" "$BROKER_PORT"; then
+  state=up
+else
+  state=broken # listens, answers nothing: `make up` restarts it
+fi
 row broker "$state" "$pid" "$BROKER_HOST:$BROKER_PORT"
 for entry in "${SERVICES[@]}"; do
   name=${entry%%:*} port=${entry##*:} pid=-

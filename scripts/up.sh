@@ -15,7 +15,7 @@ cargo build --locked "${profile_flag[@]}" --bins -p flight-inventory -p booking 
 log "provisioning the database, roles and schemas"
 CONTRAIL_ADMIN_URL="$PG_URL" "$BIN_DIR/contrail-admin" provision --database contrail
 
-ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health/ready"; }
+ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health/ready" 2>/dev/null; }
 
 for entry in "${SERVICES[@]}"; do
   name=${entry%%:*}
