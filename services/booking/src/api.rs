@@ -22,8 +22,9 @@ use crate::request::{self, CreateBooking};
 use crate::steps::{self, BookingVariables, Canceller};
 use crate::AppState;
 
-/// The longest `Prefer: wait` honoured.
-const MAX_WAIT: Duration = Duration::from_secs(30);
+/// The longest `Prefer: wait` the API promises; the service may honour less
+/// (see [`crate::AppState::max_wait`]).
+pub const MAX_WAIT: Duration = Duration::from_secs(30);
 const MAX_PAGE: i64 = 100;
 
 /// A booking as the API shows it.
@@ -114,7 +115,7 @@ pub async fn create(
     Json(request): Json<CreateBooking>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key(&headers)?;
-    let wait = prefer_wait(&headers);
+    let wait = prefer_wait(&headers).map(|wait| wait.min(state.max_wait));
     let valid = request::validate(&request).map_err(|errors| {
         let detail = errors
             .iter()

@@ -67,6 +67,10 @@ pub struct AppState {
     pub delegates: Delegates,
     pub watch: BookingWatch,
     pub saga: SagaSettings,
+    /// The longest `Prefer: wait` honoured: within the API's promise and
+    /// shorter than the request timeout, which would otherwise cut the wait
+    /// short with a 503.
+    pub max_wait: Duration,
 }
 
 #[derive(Debug)]
@@ -94,6 +98,11 @@ impl Service for Booking {
             delegates: Delegates::new(&settings.domain.delegates)?,
             watch: watch.clone(),
             saga: saga_settings.clone(),
+            max_wait: settings
+                .http
+                .request_timeout()
+                .saturating_sub(Duration::from_secs(1))
+                .min(api::MAX_WAIT),
         };
         let router = Router::new()
             .route("/bookings", post(api::create))
