@@ -8,6 +8,7 @@ use reqwest::StatusCode;
 use serde_json::Value;
 use service_kit::Service;
 
+use crate::http::content_type;
 use crate::{spawn, unique_topic_prefix, TestDatabase};
 
 /// Spawns `S` against a fresh database and the test broker, then checks the
@@ -88,12 +89,7 @@ pub async fn check_service_conformance<S: Service>(
         }
         let response = request.send().await?;
         let status = response.status();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
+        let content_type = content_type(&response);
         let problem: Value = response
             .json()
             .await
@@ -152,12 +148,7 @@ pub async fn check_openapi_document<S: Service>(routes: &[(&str, &str)]) -> anyh
         "{name} /openapi.json answered {}",
         response.status()
     );
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
+    let content_type = content_type(&response);
     ensure!(
         content_type.starts_with("application/json"),
         "{name} /openapi.json content type {content_type}"

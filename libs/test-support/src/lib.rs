@@ -3,7 +3,10 @@
 //! - [`TestDatabase::create`] makes a fresh database with every service's
 //!   role and schema provisioned exactly as `make up` does;
 //! - [`spawn`] starts a service in-process against it on port 0 and returns
-//!   once the listener is bound, so tests never sleep waiting for a server.
+//!   once the listener is bound, so tests never sleep waiting for a server;
+//! - [`TestDatabase::pool_as`] and [`kafka_settings`] let a test look behind
+//!   a service's API, at its schema and its topics;
+//! - [`http`] reads JSON answers, [`wait`] polls until something holds.
 //!
 //! Tracing stays silent unless `TEST_LOG` is set. Test databases are named
 //! `contrail_test_*` and are left behind for inspection; `make test` drops
@@ -15,6 +18,11 @@
 
 pub mod broker;
 pub mod conformance;
+pub mod http;
+pub mod wait;
+
+pub use http::{get_json, post_json, read_json};
+pub use wait::eventually;
 
 use std::net::SocketAddr;
 use std::str::FromStr;
@@ -23,8 +31,9 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use service_kit::db::SchemaOwner;
 use service_kit::runtime::{launch, Service};
-use sqlx::postgres::PgConnectOptions;
-use sqlx::{ConnectOptions, PgConnection};
+use service_kit::settings::KafkaSettings;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -77,11 +86,25 @@ impl TestDatabase {
 
     /// A single connection as `role`, with `search_path` unset: for tests that probe privileges.
     pub async fn connect_as(&self, role: &str) -> anyhow::Result<PgConnection> {
-        PgConnectOptions::from_str(&self.url_for(role))
-            .context("parse the role url")?
+        self.options_for(role)?
             .connect()
             .await
             .with_context(|| format!("connect as {role}"))
+    }
+
+    /// A pool connected as `role` with `search_path` set to its schema, as the
+    /// service itself connects: for tests that look behind a service's API.
+    pub async fn pool_as(&self, role: &str, max_connections: u32) -> anyhow::Result<PgPool> {
+        let options = self.options_for(role)?.options([("search_path", role)]);
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connect a pool as {role}"))
+    }
+
+    fn options_for(&self, role: &str) -> anyhow::Result<PgConnectOptions> {
+        PgConnectOptions::from_str(&self.url_for(role)).context("parse the role url")
     }
 }
 
@@ -157,6 +180,16 @@ pub async fn spawn<S: Service>(
         shutdown: Some(shutdown_tx),
         task,
     })
+}
+
+/// Settings that reach the test broker with `topic_prefix`, the rest at their
+/// defaults: for tests that publish to or read a service's topics themselves.
+pub fn kafka_settings(topic_prefix: &str) -> anyhow::Result<KafkaSettings> {
+    serde_json::from_value(serde_json::json!({
+        "brokers": brokers(),
+        "topic_prefix": topic_prefix,
+    }))
+    .context("build the test kafka settings")
 }
 
 /// A topic prefix no other test uses.

@@ -1,7 +1,6 @@
 //! A schema with the messaging tables, a test topic, a recording handler,
 //! and ways to run the relay and consumers against them.
 
-use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +12,6 @@ use messaging::{
     Consumer, HandlerError, Incoming, KafkaSettings, MessageHandler, OutboxRelay, Producer,
 };
 use serde::{Deserialize, Serialize};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{Executor, PgConnection, PgPool};
 use test_support::{unique_topic_prefix, TestDatabase};
 use tokio::task::JoinHandle;
@@ -50,14 +48,7 @@ impl Harness {
 
     pub async fn with_brokers(brokers: &str) -> Self {
         let database = TestDatabase::create().await.unwrap();
-        let options = PgConnectOptions::from_str(&database.url_for("booking"))
-            .unwrap()
-            .options([("search_path", "booking")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(6)
-            .connect_with(options)
-            .await
-            .unwrap();
+        let pool = database.pool_as("booking", 6).await.unwrap();
         messaging::MIGRATOR.run(&pool).await.unwrap();
         // No primary key on purpose: a message applied twice must show up as two rows.
         pool.execute(
@@ -161,20 +152,13 @@ impl Harness {
             .unwrap()
     }
 
-    /// Polls `condition` until it holds; panics with `what` after `timeout`.
-    pub async fn eventually<F, Fut>(&self, timeout: Duration, what: &str, mut condition: F)
+    /// [`test_support::eventually`], as a method for the tests' call chains.
+    pub async fn eventually<F, Fut>(&self, timeout: Duration, what: &str, condition: F)
     where
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = bool>,
     {
-        let deadline = tokio::time::Instant::now() + timeout;
-        while !condition().await {
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting until {what}"
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        test_support::eventually(timeout, what, condition).await;
     }
 }
 

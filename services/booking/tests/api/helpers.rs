@@ -12,7 +12,9 @@ use notification::Notification;
 use payment::Payment;
 use reqwest::Client;
 use serde_json::{json, Value};
-use test_support::{spawn, unique_topic_prefix, TestDatabase, TestService};
+pub use test_support::eventually;
+use test_support::{get_json, post_json, read_json, spawn, unique_topic_prefix};
+use test_support::{TestDatabase, TestService};
 use uuid::Uuid;
 
 /// How long a saga may take in a test before it counts as stuck: generous,
@@ -83,15 +85,11 @@ impl System {
     }
 
     pub async fn get(&self, url: String) -> (u16, Value) {
-        let response = self.client.get(url).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        get_json(&self.client, &url).await.unwrap()
     }
 
     pub async fn post(&self, url: String, body: Value) -> (u16, Value) {
-        let response = self.client.post(url).json(&body).send().await.unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        post_json(&self.client, &url, &body).await.unwrap()
     }
 
     /// Schedules a flight departing tomorrow through flight-inventory's admin API.
@@ -139,8 +137,8 @@ impl System {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+        let (status, _, body) = read_json(response).await;
+        (status, body)
     }
 
     /// Books and returns the booking id, asserting it was accepted.
@@ -264,20 +262,4 @@ pub fn kinds(notifications: &[Value]) -> Vec<(String, String)> {
         .collect();
     kinds.sort();
     kinds
-}
-
-/// Polls `condition` until it holds; panics with `what` after [`PATIENCE`].
-pub async fn eventually<F, Fut>(what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + PATIENCE;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }

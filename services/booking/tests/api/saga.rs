@@ -3,7 +3,7 @@
 use serde_json::{json, Value};
 
 use crate::helpers::{
-    booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE,
+    booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE, PATIENCE,
 };
 
 fn owned(pairs: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
@@ -277,9 +277,11 @@ async fn an_airline_cancellation_cancels_every_booking_on_the_flight() {
 
     for booking_id in &bookings {
         let booking_id = *booking_id;
-        eventually("the airline's cancellation reaches the booking", || async {
-            system.booking(booking_id).await["status"] == "cancelled"
-        })
+        eventually(
+            PATIENCE,
+            "the airline's cancellation reaches the booking",
+            || async { system.booking(booking_id).await["status"] == "cancelled" },
+        )
         .await;
         let booking = system.settled(booking_id).await;
         assert!(booking["cancellation_reason"]

@@ -1,13 +1,11 @@
-use std::str::FromStr;
-use std::time::Duration;
-
 use chrono::{Duration as Days, Utc};
 use flight_inventory::FlightInventory;
 use reqwest::Client;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use test_support::{spawn, unique_topic_prefix, TestDatabase, TestService};
+pub use test_support::eventually;
+use test_support::{get_json, kafka_settings, post_json, spawn, unique_topic_prefix};
+use test_support::{TestDatabase, TestService};
 use uuid::Uuid;
 
 pub struct TestInventory {
@@ -37,26 +35,15 @@ impl TestInventory {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(self.service.url(path))
-            .send()
+        get_json(&self.client, &self.service.url(path))
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(self.service.url(path))
-            .json(&body)
-            .send()
+        post_json(&self.client, &self.service.url(path), &body)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .unwrap()
     }
 
     /// Schedules a flight departing tomorrow; returns its id.
@@ -67,22 +54,13 @@ impl TestInventory {
     }
 
     /// A pool connected as the service's own role, for tests that look behind the API.
+    /// 16 connections: the concurrency tests race that many writers.
     pub async fn pool(&self) -> PgPool {
-        let options = PgConnectOptions::from_str(&self.database.url_for("flight_inventory"))
-            .unwrap()
-            .options([("search_path", "flight_inventory")]);
-        PgPoolOptions::new()
-            .max_connections(16)
-            .connect_with(options)
-            .await
-            .unwrap()
+        self.database.pool_as("flight_inventory", 16).await.unwrap()
     }
 
     pub fn kafka(&self) -> messaging::KafkaSettings {
-        serde_json::from_value(
-            json!({ "brokers": test_support::brokers(), "topic_prefix": self.topic_prefix }),
-        )
-        .unwrap()
+        kafka_settings(&self.topic_prefix).unwrap()
     }
 }
 
@@ -97,20 +75,4 @@ pub fn schedule_body(capacity: u32, fare: &str) -> Value {
         "capacity": capacity,
         "fare": { "amount": fare, "currency": "USD" },
     })
-}
-
-/// Polls `condition` until it holds; panics with `what` after `timeout`.
-pub async fn eventually<F, Fut>(timeout: Duration, what: &str, mut condition: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !condition().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

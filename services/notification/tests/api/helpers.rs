@@ -1,4 +1,3 @@
-use std::str::FromStr;
 use std::time::Duration;
 
 use chrono::{Duration as Days, Utc};
@@ -9,11 +8,11 @@ use contracts::saga::StepRef;
 use contracts::{Currency, Money};
 use notification::Notification;
 use reqwest::Client;
-use serde_json::{json, Value};
+use serde_json::Value;
 use service_kit::Service;
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use test_support::{spawn, unique_topic_prefix, TestDatabase, TestService};
+use test_support::{kafka_settings, read_json, spawn, unique_topic_prefix};
+use test_support::{TestDatabase, TestService};
 use uuid::Uuid;
 
 pub const PATIENCE: Duration = Duration::from_secs(60);
@@ -48,18 +47,7 @@ impl TestNotification {
             .send()
             .await
             .unwrap();
-        let status = response.status().as_u16();
-        let content_type = response
-            .headers()
-            .get("content-type")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or_default()
-            .to_owned();
-        (
-            status,
-            content_type,
-            response.json().await.unwrap_or(Value::Null),
-        )
+        read_json(response).await
     }
 
     pub async fn notifications(&self, booking_id: Uuid) -> Vec<Value> {
@@ -81,23 +69,13 @@ impl TestNotification {
     }
 
     pub fn kafka(&self) -> messaging::KafkaSettings {
-        serde_json::from_value(
-            json!({ "brokers": test_support::brokers(), "topic_prefix": self.topic_prefix }),
-        )
-        .unwrap()
+        kafka_settings(&self.topic_prefix).unwrap()
     }
 }
 
 /// A pool connected as the service's own role, for tests that look behind the API.
 pub async fn pool_for(database: &TestDatabase) -> PgPool {
-    let options = PgConnectOptions::from_str(&database.url_for("notification"))
-        .unwrap()
-        .options([("search_path", "notification")]);
-    PgPoolOptions::new()
-        .max_connections(8)
-        .connect_with(options)
-        .await
-        .unwrap()
+    database.pool_as("notification", 8).await.unwrap()
 }
 
 /// A fresh database with the service's schema migrated, and no service running:

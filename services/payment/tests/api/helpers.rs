@@ -1,4 +1,3 @@
-use std::str::FromStr;
 use std::time::Duration;
 
 use contracts::payment::{CardCharge, MilesRedemption, TakePayment};
@@ -8,9 +7,9 @@ use messaging::testing::{publish, TopicReader};
 use payment::Payment;
 use reqwest::Client;
 use serde_json::{json, Value};
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use test_support::{spawn, unique_topic_prefix, TestDatabase, TestService};
+use test_support::{get_json, kafka_settings, post_json, spawn, unique_topic_prefix};
+use test_support::{TestDatabase, TestService};
 use uuid::Uuid;
 
 /// How long a test waits for a reply before failing.
@@ -37,7 +36,11 @@ impl TestPayment {
         let service = spawn::<Payment>(&database, &topic_prefix, &[])
             .await
             .unwrap();
-        let replies = TopicReader::new(&kafka_for(&topic_prefix), topics::SAGA_REPLIES).unwrap();
+        let replies = TopicReader::new(
+            &kafka_settings(&topic_prefix).unwrap(),
+            topics::SAGA_REPLIES,
+        )
+        .unwrap();
         Self {
             service,
             database,
@@ -48,26 +51,15 @@ impl TestPayment {
     }
 
     pub async fn get(&self, path: &str) -> (u16, Value) {
-        let response = self
-            .client
-            .get(self.service.url(path))
-            .send()
+        get_json(&self.client, &self.service.url(path))
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .unwrap()
     }
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(self.service.url(path))
-            .json(&body)
-            .send()
+        post_json(&self.client, &self.service.url(path), &body)
             .await
-            .unwrap();
-        let status = response.status().as_u16();
-        (status, response.json().await.unwrap_or(Value::Null))
+            .unwrap()
     }
 
     /// `POST /cards` with a far-off expiry and a good CVC.
@@ -108,7 +100,7 @@ impl TestPayment {
     }
 
     pub fn kafka(&self) -> messaging::KafkaSettings {
-        kafka_for(&self.topic_prefix)
+        kafka_settings(&self.topic_prefix).unwrap()
     }
 
     /// Sends a command to `payment.commands` as booking's relay would; returns its envelope.
@@ -149,22 +141,8 @@ impl TestPayment {
 
     /// A pool connected as the service's own role, for tests that look behind the API.
     pub async fn pool(&self) -> PgPool {
-        let options = PgConnectOptions::from_str(&self.database.url_for("payment"))
-            .unwrap()
-            .options([("search_path", "payment")]);
-        PgPoolOptions::new()
-            .max_connections(2)
-            .connect_with(options)
-            .await
-            .unwrap()
+        self.database.pool_as("payment", 2).await.unwrap()
     }
-}
-
-fn kafka_for(topic_prefix: &str) -> messaging::KafkaSettings {
-    serde_json::from_value(
-        json!({ "brokers": test_support::brokers(), "topic_prefix": topic_prefix }),
-    )
-    .unwrap()
 }
 
 pub fn usd(amount: &str) -> Money {
