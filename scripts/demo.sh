@@ -55,7 +55,67 @@ for attempt in first retry; do
 done
 show "$PAYMENT/accounts/demo-customer/miles"
 
+# Prints a booking's routing slip as a short story.
+slip() { python3 "$ROOT/scripts/show-booking.py"; }
+
+book() { # book KEY BODY: POST /bookings, waiting up to 20 s for the saga to settle
+  curl -sS -X POST "$BOOKING/bookings" -H 'Content-Type: application/json' \
+    -H "Idempotency-Key: $1" -H 'Prefer: wait=20' -d "$2"
+}
+
+booking_body() { # booking_body CARD MILES
+  local card=""
+  [[ -n "$1" ]] && card="\"card\": {\"number\": \"$1\", \"expiry\": \"12/35\", \"cvc\": \"123\"},"
+  printf '{"customer_id": "demo-customer", "flight_id": "%s",
+    "passengers": [{"first_name": "Ada", "last_name": "Lovelace"}, {"first_name": "Alan", "last_name": "Turing"}],
+    "payment": {%s "miles": %s},
+    "contact": {"email": "ada@example.com", "phone": "+821012345678"}}' "$flight_id" "$card" "$2"
+}
+
+run_id=$(date +%s)
+step "Book two seats with a card: hold seats -> take payment -> confirm (the pivot) -> send confirmation"
+echo "booking asks flight-inventory for a quote and payment for a card token over HTTP, then runs the saga over Kafka"
+confirmed=$(book "demo-confirmed-$run_id" "$(booking_body 4242424242424242 0)")
+slip <<<"$confirmed"
+confirmed_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["booking_id"])' <<<"$confirmed")
+show "$PAYMENT/payments?booking_id=$confirmed_id"
+show "$NOTIFICATION/notifications?booking_id=$confirmed_id"
+
+step "A declined card: the saga compensates in reverse (the seats are released; nothing was charged)"
+failed=$(book "demo-declined-$run_id" "$(booking_body 4000000000000002 0)")
+slip <<<"$failed"
+
+step "A flaky gateway: the payment step is retried with backoff before anything is compensated"
+flaky=$(book "demo-flaky-$run_id" "$(booking_body 4000000000000119 0)")
+slip <<<"$flaky"
+
+step "Card + miles, then the customer cancels: refunds per method, seats released, a cancellation notice"
+mixed=$(book "demo-mixed-$run_id" "$(booking_body 4242424242424242 20000)")
+slip <<<"$mixed"
+mixed_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["booking_id"])' <<<"$mixed")
+show "$PAYMENT/accounts/demo-customer/miles"
+curl -sS -o /dev/null -X POST "$BOOKING/bookings/$mixed_id/cancel" -H 'Content-Type: application/json' -d '{"reason": "plans changed"}'
+for _ in $(seq 1 100); do
+  cancelled=$(curl -sS "$BOOKING/bookings/$mixed_id")
+  [[ $(python3 -c 'import json,sys; print(json.load(sys.stdin)["routing_slip"]["status"])' <<<"$cancelled") == compensated ]] && break
+  sleep 0.2
+done
+slip <<<"$cancelled"
+show "$PAYMENT/payments?booking_id=$mixed_id"
+show "$PAYMENT/accounts/demo-customer/miles"
+
+step "The same request again with the same Idempotency-Key: the same booking, not a second one"
+again=$(book "demo-confirmed-$run_id" "$(booking_body 4242424242424242 0)")
+python3 -c 'import json,sys; b=json.load(sys.stdin); print(b["booking_id"], b["status"])' <<<"$again"
+show "$INVENTORY/flights/$flight_id/availability"
+
+step "The operator's view: sagas by status"
+show "$BOOKING/sagas?status=compensated&limit=3"
+
 step "Bad input gets a problem+json answer, never a 500"
+show -i -X POST "$BOOKING/bookings" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-bad' \
+  -d '{"customer_id": "demo-customer", "flight_id": "not-a-flight"}'
+
 show -i -X POST "$PAYMENT/accounts/demo-customer/miles/credits" \
   -H 'Content-Type: application/json' -d '{"miles": "lots"'
 show -i "$NOTIFICATION/notifications?booking_id=not-a-uuid"
