@@ -29,14 +29,21 @@ pub struct System {
     pub database: TestDatabase,
     pub topic_prefix: String,
     pub inventory: TestService,
-    pub payment: TestService,
+    payment: Option<TestService>,
     pub notification: TestService,
     pub booking: Option<TestService>,
+    /// Settings booking is (re)started with, beside where the other services are.
+    booking_settings: Vec<(&'static str, String)>,
     pub client: Client,
 }
 
 impl System {
     pub async fn start() -> Self {
+        Self::start_with(&[]).await
+    }
+
+    /// The whole system, with booking's settings overridden by `booking_settings`.
+    pub async fn start_with(booking_settings: &[(&'static str, String)]) -> Self {
         let database = TestDatabase::create().await.unwrap();
         let topic_prefix = unique_topic_prefix();
         let inventory = spawn::<FlightInventory>(&database, &topic_prefix, &[])
@@ -52,9 +59,10 @@ impl System {
             database,
             topic_prefix,
             inventory,
-            payment,
+            payment: Some(payment),
             notification,
             booking: None,
+            booking_settings: booking_settings.to_vec(),
             client: Client::new(),
         };
         system.start_booking().await;
@@ -63,14 +71,35 @@ impl System {
 
     /// Starts (or starts again) the booking service against the same database and topics.
     pub async fn start_booking(&mut self) {
-        let overrides = [
+        let mut overrides = vec![
             ("delegates.inventory_url", self.inventory.url("")),
-            ("delegates.payment_url", self.payment.url("")),
+            ("delegates.payment_url", self.payment_url("")),
         ];
+        overrides.extend(self.booking_settings.iter().cloned());
         let booking = spawn::<Booking>(&self.database, &self.topic_prefix, &overrides)
             .await
             .unwrap();
         self.booking = Some(booking);
+    }
+
+    /// `http://…` of payment followed by `path`.
+    pub fn payment_url(&self, path: &str) -> String {
+        self.payment.as_ref().expect("payment is running").url(path)
+    }
+
+    /// Stops payment gracefully; its commands wait in the broker meanwhile.
+    pub async fn stop_payment(&mut self) {
+        if let Some(payment) = self.payment.take() {
+            payment.stop().await.unwrap();
+        }
+    }
+
+    /// Starts payment again against the same database and topics.
+    pub async fn start_payment(&mut self) {
+        let payment = spawn::<Payment>(&self.database, &self.topic_prefix, &[])
+            .await
+            .unwrap();
+        self.payment = Some(payment);
     }
 
     /// Kills booking wherever it is, as `kill -9` would.
@@ -112,8 +141,7 @@ impl System {
     pub async fn credit_miles(&self, customer_id: &str, miles: i64) {
         let (status, body) = self
             .post(
-                self.payment
-                    .url(&format!("/accounts/{customer_id}/miles/credits")),
+                self.payment_url(&format!("/accounts/{customer_id}/miles/credits")),
                 json!({"miles": miles, "reason": "test credit"}),
             )
             .await;
@@ -122,7 +150,7 @@ impl System {
 
     pub async fn miles_balance(&self, customer_id: &str) -> i64 {
         let (_, body) = self
-            .get(self.payment.url(&format!("/accounts/{customer_id}/miles")))
+            .get(self.payment_url(&format!("/accounts/{customer_id}/miles")))
             .await;
         body["balance"].as_i64().unwrap()
     }
@@ -189,10 +217,7 @@ impl System {
 
     pub async fn payments(&self, booking_id: Uuid) -> Vec<Value> {
         let (status, body) = self
-            .get(
-                self.payment
-                    .url(&format!("/payments?booking_id={booking_id}")),
-            )
+            .get(self.payment_url(&format!("/payments?booking_id={booking_id}")))
             .await;
         assert_eq!(status, 200, "{body}");
         body["items"].as_array().unwrap().clone()

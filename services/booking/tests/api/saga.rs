@@ -427,3 +427,52 @@ async fn an_operator_compensation_of_a_confirmed_booking_refunds_it_and_sends_a_
         "{notices:?}"
     );
 }
+
+#[tokio::test]
+async fn a_payment_that_goes_unanswered_is_compensated_and_a_late_capture_refunded() {
+    // Payment answers nothing while it is down: two short attempts, then the saga gives up.
+    let mut system = System::start_with(&[
+        ("saga.take_payment.max_attempts", "2".to_owned()),
+        ("saga.take_payment.initial_backoff_ms", "100".to_owned()),
+        ("saga.take_payment.timeout_ms", "1500".to_owned()),
+    ])
+    .await;
+    let flight = system.schedule_flight(10, "100.00").await;
+    system.credit_miles("cust-silent", 20_000).await;
+    system.stop_payment().await;
+
+    // Miles only: no card to tokenize, so booking accepts it with payment down.
+    let booking_id = system
+        .book(&booking_body("cust-silent", flight, 1, None, 20_000))
+        .await;
+    eventually(PATIENCE, "the saga gives up on the payment", || async {
+        system.booking(booking_id).await["routing_slip"]["status"] == "compensating"
+    })
+    .await;
+
+    // Payment comes back and works through what waited for it: the two
+    // TakePayment attempts (the first captures), then the Refund.
+    system.start_payment().await;
+    let booking = system.settled(booking_id).await;
+
+    assert_eq!(booking["status"], "failed", "{booking:#}");
+    let reason = booking["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("no answer to TakePayment"), "{reason}");
+    let refund = booking["routing_slip"]["compensation_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|entry| entry["name"] == "Refund")
+        .expect("the unanswered payment is compensated")
+        .clone();
+    assert_eq!(refund["uncertain"], true, "{refund}");
+    assert_eq!(
+        ledger(&system.payments(booking_id).await),
+        owned(&[
+            ("capture", "miles", "100.00"),
+            ("refund", "miles", "100.00")
+        ])
+    );
+    assert_eq!(system.miles_balance("cust-silent").await, 20_000);
+    assert_eq!(system.availability(flight).await["available"], 10);
+}
