@@ -255,7 +255,7 @@ async fn an_airline_cancellation_cancels_every_booking_on_the_flight() {
     let system = System::start().await;
     let flight = system.schedule_flight(20, "80.00").await;
     let mut bookings = Vec::new();
-    for i in 0..4 {
+    for i in 0..8 {
         let customer = format!("cust-airline-{i}");
         bookings.push(
             system
