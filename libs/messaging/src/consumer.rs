@@ -122,7 +122,9 @@ impl ConsumerStats {
     }
 }
 
-/// One consumer in a consumer group.
+/// One consumer in a consumer group. Clones are further members of the
+/// same group, sharing the handler, the pool and the running totals.
+#[derive(Clone)]
 pub struct Consumer {
     name: String,
     topics: Vec<String>,

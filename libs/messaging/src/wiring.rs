@@ -15,7 +15,8 @@ use crate::topics::ensure_topics;
 use crate::{BrokerReadiness, Consumer};
 
 /// Gives `app` the messaging backbone: creates `topics` and their dead-letter
-/// topics, runs the outbox relay and each consumer as workers, serves the
+/// topics, runs the outbox relay and each consumer (`kafka.consumer.instances`
+/// members of its group) as workers, serves the
 /// dead-letter endpoints, and adds the broker to the readiness checks.
 pub async fn attach(
     app: ServiceApp,
@@ -41,7 +42,10 @@ pub async fn attach(
         .routes(dead_letters::router(pool.clone()))
         .worker("outbox-relay", move |context| relay.run(context.shutdown));
     for consumer in consumers {
-        app = app.worker("consumer", move |context| consumer.run(context.shutdown));
+        for _ in 0..kafka.consumer.instances.max(1) {
+            let member = consumer.clone();
+            app = app.worker("consumer", move |context| member.run(context.shutdown));
+        }
     }
     Ok(app)
 }

@@ -198,6 +198,12 @@ pub struct ConsumerSettings {
     /// Inbox rows older than this are pruned; a redelivery older than that is not expected.
     #[serde(default = "default_inbox_retention_secs")]
     pub inbox_retention_secs: u64,
+    /// Members of each consumer group this process runs. A partition has one
+    /// member at a time, so up to the topic's partition count apply messages in
+    /// parallel while each key's messages stay in order. More members mean
+    /// more group rebalancing work for the broker.
+    #[serde(default = "default_instances")]
+    pub instances: u32,
 }
 
 impl Default for ConsumerSettings {
@@ -210,8 +216,13 @@ impl Default for ConsumerSettings {
             maintenance_interval_ms: default_maintenance_interval_ms(),
             inbox_retention_secs: default_inbox_retention_secs(),
             fetch_wait_max_ms: default_fetch_wait_max_ms(),
+            instances: default_instances(),
         }
     }
+}
+
+fn default_instances() -> u32 {
+    1
 }
 
 fn default_max_attempts() -> u32 {
