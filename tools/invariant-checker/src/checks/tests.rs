@@ -262,6 +262,29 @@ fn a_missing_duplicated_or_misdirected_confirmation_is_a_violation() {
 }
 
 #[test]
+fn a_cancelled_booking_may_have_been_confirmed_once_and_a_pending_one_is_not_judged() {
+    let confirmed_then_cancelled = booking(1, 100, "cancelled", 1, "199.00");
+    let cancelled_unconfirmed = booking(2, 100, "cancelled", 1, "199.00");
+    let confirmed_twice_then_cancelled = booking(3, 100, "cancelled", 1, "199.00");
+    let pending = booking(4, 100, "pending", 1, "199.00");
+    let notifications = [
+        confirmation(1, "email"),
+        confirmation(3, "email"),
+        confirmation(3, "email"),
+    ];
+    let bookings = [
+        confirmed_then_cancelled,
+        cancelled_unconfirmed,
+        confirmed_twice_then_cancelled,
+        pending,
+    ];
+    let result = confirmations_exactly_once(&bookings, &notifications);
+    assert_eq!(result.checked, 3, "the pending booking is not judged");
+    assert_eq!(result.violations.len(), 1, "{result:#?}");
+    assert!(result.violations[0].contains("2 email confirmations, expected 0 to 1"));
+}
+
+#[test]
 fn an_unpublished_outbox_row_is_a_violation() {
     let result = outboxes_published(&[schema("booking", 0, 0), schema("payment", 3, 0)]);
     assert_eq!(result.violations.len(), 1);
