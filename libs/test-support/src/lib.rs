@@ -22,7 +22,7 @@ pub mod http;
 pub mod wait;
 
 pub use http::{get_json, post_json, read_json};
-pub use wait::eventually;
+pub use wait::{eventually, poll_until};
 
 use std::net::SocketAddr;
 use std::str::FromStr;

@@ -13,7 +13,7 @@ use payment::Payment;
 use reqwest::Client;
 use serde_json::{json, Value};
 pub use test_support::eventually;
-use test_support::{get_json, post_json, read_json, spawn, unique_topic_prefix};
+use test_support::{get_json, poll_until, post_json, read_json, spawn, unique_topic_prefix};
 use test_support::{TestDatabase, TestService};
 use uuid::Uuid;
 
@@ -187,21 +187,19 @@ impl System {
 
     /// The booking once its saga has nothing left to do.
     pub async fn settled(&self, booking_id: Uuid) -> Value {
-        let deadline = tokio::time::Instant::now() + PATIENCE;
-        loop {
-            let booking = self.booking(booking_id).await;
-            let saga_status = booking["routing_slip"]["status"]
-                .as_str()
-                .unwrap_or_default();
-            if matches!(saga_status, "completed" | "compensated") {
-                return booking;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "booking {booking_id} did not settle: {booking:#}"
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
+        let what = format!("booking {booking_id} settles");
+        poll_until(
+            PATIENCE,
+            &what,
+            || self.booking(booking_id),
+            |booking| {
+                matches!(
+                    booking["routing_slip"]["status"].as_str(),
+                    Some("completed" | "compensated")
+                )
+            },
+        )
+        .await
     }
 
     pub async fn availability(&self, flight_id: Uuid) -> Value {

@@ -135,28 +135,3 @@ pub fn send_notification(
         },
     }
 }
-
-/// Fetches until `done` holds for the value, and returns it; panics with `what` after `timeout`.
-pub async fn poll_until<T, F, Fut>(
-    timeout: Duration,
-    what: &str,
-    mut fetch: F,
-    done: impl Fn(&T) -> bool,
-) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = T>,
-{
-    let deadline = tokio::time::Instant::now() + timeout;
-    loop {
-        let value = fetch().await;
-        if done(&value) {
-            return value;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}

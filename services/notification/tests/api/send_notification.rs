@@ -4,7 +4,9 @@ use messaging::testing::{publish, TopicReader};
 use serde_json::Value;
 use uuid::Uuid;
 
-use crate::helpers::{contact, poll_until, send_notification, TestNotification, PATIENCE};
+use test_support::poll_until;
+
+use crate::helpers::{contact, send_notification, TestNotification, PATIENCE};
 
 async fn send(app: &TestNotification, envelope: &Envelope<SendNotification>) {
     publish(
