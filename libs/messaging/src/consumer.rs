@@ -58,6 +58,13 @@ impl From<anyhow::Error> for HandlerError {
     }
 }
 
+/// A payload that breaks its message type's contract will never apply: park it.
+impl From<contracts::envelope::DecodeError> for HandlerError {
+    fn from(error: contracts::envelope::DecodeError) -> Self {
+        Self::Permanent(error.into())
+    }
+}
+
 impl From<sqlx::Error> for HandlerError {
     fn from(error: sqlx::Error) -> Self {
         Self::Transient(error.into())
@@ -571,5 +578,30 @@ impl ConsumerContext for GroupContext {
         rebalance: &Rebalance<'_>,
     ) {
         tracing::info!(consumer = self.consumer, rebalance = ?rebalance, "rebalance done");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Serialize, serde::Deserialize)]
+    struct HoldSeats {
+        seats: u32,
+    }
+
+    impl contracts::Message for HoldSeats {
+        const MESSAGE_TYPE: &'static str = "inventory.HoldSeats.v1";
+    }
+
+    #[test]
+    fn a_payload_that_breaks_its_contract_is_a_permanent_failure() {
+        let mut envelope = Envelope::new(HoldSeats { seats: 2 }, uuid::Uuid::now_v7())
+            .to_json()
+            .unwrap();
+        envelope.payload = serde_json::json!({"seats": "two"});
+        let decoded: Result<Envelope<HoldSeats>, HandlerError> =
+            envelope.decode::<HoldSeats>().map_err(HandlerError::from);
+        assert!(matches!(decoded, Err(HandlerError::Permanent(_))));
     }
 }

@@ -76,11 +76,7 @@ impl MessageHandler for FlightEvents {
         message: &'a Incoming,
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
-            let recorded = message
-                .envelope
-                .decode::<FlightEventRecorded>()
-                .map_err(|error| HandlerError::Permanent(error.into()))?
-                .payload;
+            let recorded = message.envelope.decode::<FlightEventRecorded>()?.payload;
             if recorded.event.get("type").and_then(|t| t.as_str()) != Some("FlightCancelled") {
                 return Ok(());
             }

@@ -49,25 +49,17 @@ impl MessageHandler for SeatCommands {
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let envelope = &message.envelope;
-            let permanent =
-                |error: contracts::envelope::DecodeError| HandlerError::Permanent(error.into());
             match envelope.message_type.as_str() {
                 HoldSeats::MESSAGE_TYPE => {
-                    let command = envelope.decode::<HoldSeats>().map_err(permanent)?.payload;
+                    let command = envelope.decode::<HoldSeats>()?.payload;
                     self.hold(conn, envelope, command).await
                 }
                 ReleaseSeats::MESSAGE_TYPE => {
-                    let command = envelope
-                        .decode::<ReleaseSeats>()
-                        .map_err(permanent)?
-                        .payload;
+                    let command = envelope.decode::<ReleaseSeats>()?.payload;
                     self.release(conn, envelope, command).await
                 }
                 ConfirmSeats::MESSAGE_TYPE => {
-                    let command = envelope
-                        .decode::<ConfirmSeats>()
-                        .map_err(permanent)?
-                        .payload;
+                    let command = envelope.decode::<ConfirmSeats>()?.payload;
                     self.confirm(conn, envelope, command).await
                 }
                 other => Err(HandlerError::Permanent(anyhow::anyhow!(

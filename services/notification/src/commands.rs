@@ -49,10 +49,7 @@ impl MessageHandler for NotificationCommands {
             let envelope = &message.envelope;
             match envelope.message_type.as_str() {
                 SendNotification::MESSAGE_TYPE => {
-                    let command = envelope
-                        .decode::<SendNotification>()
-                        .map_err(|error| HandlerError::Permanent(error.into()))?
-                        .payload;
+                    let command = envelope.decode::<SendNotification>()?.payload;
                     send(conn, envelope, command).await
                 }
                 other => Err(HandlerError::Permanent(anyhow!(

@@ -49,15 +49,13 @@ impl MessageHandler for PaymentCommands {
     ) -> BoxFuture<'a, Result<(), HandlerError>> {
         Box::pin(async move {
             let envelope = &message.envelope;
-            let permanent =
-                |error: contracts::envelope::DecodeError| HandlerError::Permanent(error.into());
             match envelope.message_type.as_str() {
                 TakePayment::MESSAGE_TYPE => {
-                    let command = envelope.decode::<TakePayment>().map_err(permanent)?.payload;
+                    let command = envelope.decode::<TakePayment>()?.payload;
                     self.take(conn, envelope, command).await
                 }
                 Refund::MESSAGE_TYPE => {
-                    let command = envelope.decode::<Refund>().map_err(permanent)?.payload;
+                    let command = envelope.decode::<Refund>()?.payload;
                     self.refund(conn, envelope, command).await
                 }
                 other => Err(HandlerError::Permanent(anyhow::anyhow!(
