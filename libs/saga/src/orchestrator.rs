@@ -99,10 +99,6 @@ impl<E: StepExecutor> Orchestrator<E> {
         }
     }
 
-    pub fn executor(&self) -> &E {
-        &self.executor
-    }
-
     /// Stores a new saga and sends its first command.
     pub async fn start(
         &self,

@@ -144,11 +144,3 @@ pub async fn list(
     .await
     .context("list sagas")
 }
-
-/// How many sagas are in each status (for metrics and the operator).
-pub async fn count_by_status(conn: &mut PgConnection) -> anyhow::Result<Vec<(String, i64)>> {
-    sqlx::query_as("SELECT status, count(*) FROM sagas GROUP BY status")
-        .fetch_all(conn)
-        .await
-        .context("count sagas by status")
-}
