@@ -5,8 +5,8 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 RUN_DIR="$LOCAL/run"
 LOG_DIR="$LOCAL/logs"
-BROKER_DIR="$LOCAL/broker"
-mkdir -p "$RUN_DIR" "$LOG_DIR" "$BROKER_DIR"
+BROKER_DIR="$LOCAL/kafka/data"
+mkdir -p "$RUN_DIR" "$LOG_DIR"
 
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 PROFILE="${PROFILE:-release}"
@@ -15,7 +15,7 @@ BIN_DIR="$CARGO_TARGET_DIR/$PROFILE"
 PG_URL="${CONTRAIL_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BROKER_HOST=127.0.0.1
 BROKER_PORT="${CONTRAIL_BROKER_PORT:-9092}"
-TANSU_VERSION=0.6.0
+BROKER_CONTROLLER_PORT="${CONTRAIL_BROKER_CONTROLLER_PORT:-9093}"
 
 # name:port, in start order (flight-inventory first: booking asks it for quotes).
 SERVICES=(flight-inventory:8081 payment:8082 notification:8083 booking:8080)
@@ -31,6 +31,16 @@ pid_alive() {
   local pid
   pid=$(<"$pid_file")
   [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null
+}
+
+# Installs Debian packages; refreshes the package lists once per run.
+apt_install() {
+  ((EUID == 0)) || die "missing packages: $*; install them with: sudo apt-get install $*"
+  if [[ -z "${CONTRAIL_APT_UPDATED:-}" ]]; then
+    DEBIAN_FRONTEND=noninteractive apt-get update -qq || die "apt-get update failed"
+    export CONTRAIL_APT_UPDATED=1
+  fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null || die "apt-get install $* failed"
 }
 
 port_open() {

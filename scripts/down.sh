@@ -10,9 +10,9 @@ for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
 done
 stop_pid_file "$RUN_DIR/broker.pid" 15
 if [[ -f "$RUN_DIR/postgres.started" ]]; then
-  version=$(<"$RUN_DIR/postgres.started")
-  log "stopping the Postgres $version cluster that make up started"
-  pg_ctlcluster --skip-systemctl-redirect "$version" main stop || warn "could not stop Postgres"
+  read -r version cluster <"$RUN_DIR/postgres.started"
+  log "stopping the Postgres cluster $version/$cluster that make up started"
+  pg_ctlcluster --skip-systemctl-redirect "$version" "${cluster:-main}" stop || warn "could not stop Postgres"
   rm -f "$RUN_DIR/postgres.started"
 fi
 log "down"

@@ -188,11 +188,9 @@ pub struct ConsumerSettings {
     /// How often to look for replay requests and prune the inbox.
     #[serde(default = "default_maintenance_interval_ms")]
     pub maintenance_interval_ms: u64,
-    /// How long the broker may hold a fetch while it has nothing new. Apache
-    /// Kafka answers as soon as data arrives, so there this only sets how often
-    /// an idle consumer asks; some Kafka-protocol brokers (tansu 0.6) hold every
-    /// fetch for this long even when data is there, which makes it a floor on
-    /// each hop's latency. Low by default because a saga chains many hops.
+    /// How long the broker may hold a fetch while it has nothing new. Kafka
+    /// answers as soon as data arrives, so this only sets how often an idle
+    /// consumer asks again.
     #[serde(default = "default_fetch_wait_max_ms")]
     pub fetch_wait_max_ms: u64,
     /// Inbox rows older than this are pruned; a redelivery older than that is not expected.
@@ -204,6 +202,11 @@ pub struct ConsumerSettings {
     /// more group rebalancing work for the broker.
     #[serde(default = "default_instances")]
     pub instances: u32,
+    /// The most messages applied in one database transaction. A batch is
+    /// what the client has already fetched, never waited for: at low load it
+    /// is one message, under load it saves a commit per message.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
 }
 
 impl Default for ConsumerSettings {
@@ -217,12 +220,17 @@ impl Default for ConsumerSettings {
             inbox_retention_secs: default_inbox_retention_secs(),
             fetch_wait_max_ms: default_fetch_wait_max_ms(),
             instances: default_instances(),
+            max_batch: default_max_batch(),
         }
     }
 }
 
 fn default_instances() -> u32 {
     1
+}
+
+fn default_max_batch() -> usize {
+    100
 }
 
 fn default_max_attempts() -> u32 {
@@ -241,7 +249,7 @@ fn default_maintenance_interval_ms() -> u64 {
     1_000
 }
 fn default_fetch_wait_max_ms() -> u64 {
-    10
+    500
 }
 fn default_inbox_retention_secs() -> u64 {
     7 * 24 * 3600
