@@ -1,16 +1,24 @@
 //! The consumer runner: competing consumers in a group, each message applied
 //! effectively once.
 //!
-//! For every message the runner opens a database transaction, records the
-//! message in the inbox (a duplicate finds its row and is acknowledged without
-//! being applied), calls the handler with that transaction — the handler's
-//! effect and any outgoing outbox rows go in it too — and commits. Only then is
-//! the message's offset stored for the next commit to the broker, so a crash
+//! The runner takes what the client has already fetched (up to
+//! `consumer.max_batch` messages, never waiting for more) and applies each
+//! partition's share in one database transaction, the partitions
+//! concurrently; a partition is never applied by two tasks at once, so each
+//! key's messages stay in order. Inside the transaction every message gets a
+//! savepoint: its inbox row (a duplicate finds its row and is acknowledged
+//! without being applied), then the handler with that transaction — the
+//! handler's effect and any outgoing outbox rows go in it too. Only after the
+//! commit are the offsets stored for the next commit to the broker, so a crash
 //! anywhere redelivers rather than loses, and the inbox turns the redelivery
-//! into a no-op.
+//! into a no-op. One commit per batch instead of per message is what lets a
+//! consumer keep up under load.
 //!
-//! A message that keeps failing is retried with exponential backoff up to the
-//! budget, then parked in `dead_letters` (and published to `<topic>.dlq`)
+//! A message whose handler fails permanently is rolled back to its savepoint
+//! and parked in the same transaction; the others in the batch still apply.
+//! One that fails transiently ends the batch there: what came before it
+//! commits, and it is retried on its own with exponential backoff up to the
+//! budget, then parked in `dead_letters` (and published to `<topic>.dlq`),
 //! and the consumer moves on. Parked messages are replayed when an operator
 //! requests it (HTTP or CLI, see [`crate::dead_letters`]).
 //!
@@ -29,6 +37,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use contracts::{Envelope, MessageType};
 use futures::future::BoxFuture;
+use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message as _, Statistics};
@@ -109,6 +118,7 @@ struct StatsInner {
     skipped: AtomicU64,
     dead_lettered: AtomicU64,
     replayed: AtomicU64,
+    batches: AtomicU64,
 }
 
 impl ConsumerStats {
@@ -126,6 +136,10 @@ impl ConsumerStats {
     }
     pub fn replayed(&self) -> u64 {
         self.inner.replayed.load(Ordering::Relaxed)
+    }
+    /// Transactions that committed a batch of messages.
+    pub fn batches(&self) -> u64 {
+        self.inner.batches.load(Ordering::Relaxed)
     }
 }
 
@@ -239,10 +253,23 @@ impl Consumer {
                 biased;
                 () = shutdown.cancelled() => break,
                 received = consumer.recv() => match received {
-                    Ok(message) => {
-                        if self.process(&message, &shutdown).await {
+                    Ok(first) => {
+                        let mut fetched = vec![self.copy_out(&first)];
+                        drop(first);
+                        // Whatever else the client already holds joins the batch; nothing waits for more.
+                        while fetched.len() < self.settings.max_batch.max(1) {
+                            match consumer.recv().now_or_never() {
+                                Some(Ok(message)) => fetched.push(self.copy_out(&message)),
+                                Some(Err(error)) => {
+                                    tracing::warn!(consumer = self.name, %error, "kafka consumer error");
+                                    break;
+                                }
+                                None => break,
+                            }
+                        }
+                        for (topic, partition, offset) in self.apply_fetched(fetched, &shutdown).await {
                             consumer
-                                .store_offset_from_message(&message)
+                                .store_offset(&topic, partition, offset)
                                 .context("store the consumed offset")?;
                         }
                     }
@@ -267,87 +294,281 @@ impl Consumer {
         Ok(())
     }
 
-    /// Applies, skips or parks one message. Returns whether its offset may be
-    /// stored: false only when shutdown interrupted it, so it is redelivered.
-    async fn process(&self, message: &BorrowedMessage<'_>, shutdown: &CancellationToken) -> bool {
-        let headers = read_headers(message);
-        let topic = message
-            .topic()
-            .strip_prefix(&self.kafka.topic_prefix)
-            .unwrap_or(message.topic())
-            .to_owned();
-        let key = message
-            .key()
-            .map(|key| String::from_utf8_lossy(key).into_owned());
-        let payload = message.payload().unwrap_or_default();
+    /// Copies a message out of the client's buffer, so a batch can outlive the poll.
+    fn copy_out(&self, message: &BorrowedMessage<'_>) -> Fetched {
+        Fetched {
+            full_topic: message.topic().to_owned(),
+            topic: message
+                .topic()
+                .strip_prefix(&self.kafka.topic_prefix)
+                .unwrap_or(message.topic())
+                .to_owned(),
+            partition: message.partition(),
+            offset: message.offset(),
+            key: message
+                .key()
+                .map(|key| String::from_utf8_lossy(key).into_owned()),
+            headers: read_headers(message),
+            payload: message.payload().unwrap_or_default().to_vec(),
+        }
+    }
+
+    /// Applies a fetch, each partition's messages in one transaction, the
+    /// partitions concurrently. Returns, per partition, the offset of the last
+    /// message settled (applied, acknowledged as a duplicate, skipped or
+    /// parked): everything up to it may be committed to the broker.
+    async fn apply_fetched(
+        &self,
+        fetched: Vec<Fetched>,
+        shutdown: &CancellationToken,
+    ) -> Vec<(String, i32, i64)> {
+        metrics::histogram!("consumer_batch_messages", "consumer" => self.name.clone())
+            .record(fetched.len() as f64);
+        let mut partitions: Vec<Vec<Fetched>> = Vec::new();
+        for message in fetched {
+            let same_partition = partitions.iter_mut().find(|messages| {
+                messages[0].partition == message.partition
+                    && messages[0].full_topic == message.full_topic
+            });
+            match same_partition {
+                Some(messages) => messages.push(message),
+                None => partitions.push(vec![message]),
+            }
+        }
+        let settled = futures::future::join_all(
+            partitions
+                .iter()
+                .map(|messages| self.apply_partition(messages, shutdown)),
+        )
+        .await;
+        partitions
+            .iter()
+            .zip(settled)
+            .filter_map(|(messages, settled)| {
+                settled.map(|offset| {
+                    (
+                        messages[0].full_topic.clone(),
+                        messages[0].partition,
+                        offset,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// Applies one partition's messages in order; returns the offset of the
+    /// last one settled, `None` if shutdown came before the first.
+    async fn apply_partition(
+        &self,
+        messages: &[Fetched],
+        shutdown: &CancellationToken,
+    ) -> Option<i64> {
+        let mut settled = None;
+        let mut rest = messages;
+        while !rest.is_empty() {
+            let committed = match self.apply_batch(rest).await {
+                Ok(committed) => committed,
+                Err(error) => {
+                    tracing::warn!(
+                        consumer = self.name,
+                        error = format!("{error:#}"),
+                        messages = rest.len(),
+                        "batch transaction failed; applying its first message on its own"
+                    );
+                    0
+                }
+            };
+            if committed > 0 {
+                settled = Some(rest[committed - 1].offset);
+                rest = &rest[committed..];
+            }
+            // The batch stopped at a message that failed transiently (or could
+            // not commit): retry it alone, with backoff, before the rest.
+            if let Some(failed) = rest.first() {
+                self.process_alone(failed, shutdown).await?;
+                settled = Some(failed.offset);
+                rest = &rest[1..];
+            }
+        }
+        settled
+    }
+
+    /// One transaction over `messages`, a savepoint each. Returns how many
+    /// (from the front) it committed: all of them, or those before the first
+    /// that failed transiently.
+    async fn apply_batch(&self, messages: &[Fetched]) -> anyhow::Result<usize> {
+        let mut tx = self.pool.begin().await.context("begin a batch")?;
+        let mut outcomes = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (span, prepared) = self.prepare(message);
+            let started = Instant::now();
+            let outcome = async {
+                match prepared {
+                    Prepared::Skip => Ok(Some(Outcome::Skipped)),
+                    Prepared::Park(envelope, error) => {
+                        self.park_in_batch(&mut tx, message, envelope.as_ref(), &error, 1)
+                            .await
+                    }
+                    Prepared::Apply(incoming) => {
+                        sqlx::query("SAVEPOINT message")
+                            .execute(&mut *tx)
+                            .await
+                            .context("set a savepoint")?;
+                        match self.apply_in(&mut tx, &incoming).await {
+                            Ok(outcome) => {
+                                sqlx::query("RELEASE SAVEPOINT message")
+                                    .execute(&mut *tx)
+                                    .await
+                                    .context("release the savepoint")?;
+                                Ok(Some(outcome))
+                            }
+                            Err(HandlerError::Permanent(error)) => {
+                                sqlx::query("ROLLBACK TO SAVEPOINT message")
+                                    .execute(&mut *tx)
+                                    .await
+                                    .context("roll back to the savepoint")?;
+                                self.park_in_batch(&mut tx, message, Some(&incoming.envelope), &error, 1)
+                                    .await
+                            }
+                            Err(HandlerError::Transient(error)) => {
+                                sqlx::query("ROLLBACK TO SAVEPOINT message")
+                                    .execute(&mut *tx)
+                                    .await
+                                    .context("roll back to the savepoint")?;
+                                tracing::warn!(
+                                    error = format!("{error:#}"),
+                                    "handler failed in a batch; committing what came before and retrying it alone"
+                                );
+                                Ok(None)
+                            }
+                        }
+                    }
+                }
+            }
+            .instrument(span)
+            .await?;
+            let Some(outcome) = outcome else { break };
+            outcomes.push((outcome, started.elapsed()));
+        }
+        tx.commit().await.context("commit a batch")?;
+        self.stats.inner.batches.fetch_add(1, Ordering::Relaxed);
+        let committed = outcomes.len();
+        for (outcome, elapsed) in outcomes {
+            self.count(&outcome, elapsed);
+        }
+        Ok(committed)
+    }
+
+    /// Parks a message inside the batch's transaction, behind a savepoint of
+    /// its own so a failure to park ends the batch there instead of undoing it.
+    async fn park_in_batch(
+        &self,
+        tx: &mut PgConnection,
+        message: &Fetched,
+        envelope: Option<&Envelope>,
+        error: &anyhow::Error,
+        attempts: u32,
+    ) -> anyhow::Result<Option<Outcome>> {
+        sqlx::query("SAVEPOINT park")
+            .execute(&mut *tx)
+            .await
+            .context("set a savepoint")?;
+        match dead_letters::park_in(tx, &message.parked(&self.name), envelope, error, attempts)
+            .await
+        {
+            Ok(()) => {
+                sqlx::query("RELEASE SAVEPOINT park")
+                    .execute(&mut *tx)
+                    .await
+                    .context("release the savepoint")?;
+                self.log_parked(error, attempts);
+                Ok(Some(Outcome::DeadLettered))
+            }
+            Err(park_error) => {
+                sqlx::query("ROLLBACK TO SAVEPOINT park")
+                    .execute(&mut *tx)
+                    .await
+                    .context("roll back to the savepoint")?;
+                tracing::warn!(
+                    error = format!("{park_error:#}"),
+                    "could not park in a batch; retrying alone"
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Applies, skips or parks one message in transactions of its own, with
+    /// retries. `None` only when shutdown interrupted it, so it is redelivered.
+    async fn process_alone(&self, message: &Fetched, shutdown: &CancellationToken) -> Option<()> {
+        let (span, prepared) = self.prepare(message);
+        let started = Instant::now();
+        let outcome = async {
+            match prepared {
+                Prepared::Skip => Some(Outcome::Skipped),
+                Prepared::Park(envelope, error) => {
+                    self.park(message, envelope.as_ref(), &error, 1, shutdown)
+                        .await
+                }
+                Prepared::Apply(incoming) => {
+                    self.apply_with_retries(&incoming, message, shutdown).await
+                }
+            }
+        }
+        .instrument(span)
+        .await?;
+        self.count(&outcome, started.elapsed());
+        Some(())
+    }
+
+    /// Decodes what the runner needs to decide a message's fate, in its own span.
+    fn prepare(&self, message: &Fetched) -> (tracing::Span, Prepared) {
         let span = tracing::info_span!(
             "consume",
             consumer = self.name,
-            topic,
-            partition = message.partition(),
-            offset = message.offset(),
+            topic = message.topic,
+            partition = message.partition,
+            offset = message.offset,
             message_type = tracing::field::Empty,
             message_id = tracing::field::Empty,
             correlation_id = tracing::field::Empty,
         );
-        trace_context::continue_trace(&span, &headers);
-        let parked = ParkedMessage {
-            consumer: &self.name,
-            topic: &topic,
-            partition: message.partition(),
-            offset: message.offset(),
-            key: key.as_deref(),
-            headers: &headers,
-            payload,
-        };
-
-        let started = Instant::now();
-        let outcome = async {
-            let envelope: Envelope = match serde_json::from_slice(payload) {
-                Ok(envelope) => envelope,
-                Err(error) => {
-                    let error = anyhow::Error::new(error).context("the message is not an envelope");
-                    return self.park(&parked, None, &error, 1, shutdown).await;
-                }
-            };
-            let current = tracing::Span::current();
-            current.record("message_type", envelope.message_type.as_str());
-            current.record("message_id", tracing::field::display(envelope.message_id));
-            current.record(
-                "correlation_id",
-                tracing::field::display(envelope.correlation_id),
-            );
-
-            if let Some(reason) = self.unsupported(&envelope.message_type) {
-                return match reason {
-                    Unsupported::Skip => {
-                        tracing::debug!("skipping a message type this consumer does not apply");
-                        Some(Outcome::Skipped)
-                    }
-                    Unsupported::Park(why) => {
-                        let error = anyhow::anyhow!(why);
-                        self.park(&parked, Some(&envelope), &error, 1, shutdown)
-                            .await
-                    }
-                };
+        trace_context::continue_trace(&span, &message.headers);
+        let envelope: Envelope = match serde_json::from_slice(&message.payload) {
+            Ok(envelope) => envelope,
+            Err(error) => {
+                let error = anyhow::Error::new(error).context("the message is not an envelope");
+                return (span, Prepared::Park(None, error));
             }
-            let incoming = Incoming {
-                envelope,
-                topic: topic.clone(),
-                partition: message.partition(),
-                offset: message.offset(),
-                key: key.clone(),
-            };
-            self.apply_with_retries(&incoming, &parked, shutdown).await
-        }
-        .instrument(span)
-        .await;
-
-        let Some(outcome) = outcome else {
-            return false;
         };
+        span.record("message_type", envelope.message_type.as_str());
+        span.record("message_id", tracing::field::display(envelope.message_id));
+        span.record(
+            "correlation_id",
+            tracing::field::display(envelope.correlation_id),
+        );
+        let prepared = match self.unsupported(&envelope.message_type) {
+            None => Prepared::Apply(Incoming {
+                envelope,
+                topic: message.topic.clone(),
+                partition: message.partition,
+                offset: message.offset,
+                key: message.key.clone(),
+            }),
+            Some(Unsupported::Skip) => {
+                span.in_scope(|| {
+                    tracing::debug!("skipping a message type this consumer does not apply");
+                });
+                Prepared::Skip
+            }
+            Some(Unsupported::Park(why)) => Prepared::Park(Some(envelope), anyhow::anyhow!(why)),
+        };
+        (span, prepared)
+    }
+
+    fn count(&self, outcome: &Outcome, elapsed: Duration) {
         metrics::histogram!("consumer_handler_duration_seconds", "consumer" => self.name.clone())
-            .record(started.elapsed().as_secs_f64());
+            .record(elapsed.as_secs_f64());
         metrics::counter!("consumer_messages_total", "consumer" => self.name.clone(), "outcome" => outcome.label())
             .increment(1);
         let counter = match outcome {
@@ -357,7 +578,15 @@ impl Consumer {
             Outcome::DeadLettered => &self.stats.inner.dead_lettered,
         };
         counter.fetch_add(1, Ordering::Relaxed);
-        true
+    }
+
+    fn log_parked(&self, error: &anyhow::Error, attempts: u32) {
+        tracing::error!(
+            attempts,
+            error = format!("{error:#}"),
+            "message parked as a dead letter"
+        );
+        metrics::counter!("dead_letters_total", "consumer" => self.name.clone()).increment(1);
     }
 
     fn unsupported(&self, message_type: &str) -> Option<Unsupported> {
@@ -386,7 +615,7 @@ impl Consumer {
     async fn apply_with_retries(
         &self,
         incoming: &Incoming,
-        parked: &ParkedMessage<'_>,
+        message: &Fetched,
         shutdown: &CancellationToken,
     ) -> Option<Outcome> {
         let mut backoff = Duration::from_millis(self.settings.initial_backoff_ms);
@@ -397,12 +626,12 @@ impl Consumer {
                 Ok(outcome) => return Some(outcome),
                 Err(HandlerError::Permanent(error)) => {
                     return self
-                        .park(parked, Some(&incoming.envelope), &error, attempt, shutdown)
+                        .park(message, Some(&incoming.envelope), &error, attempt, shutdown)
                         .await;
                 }
                 Err(HandlerError::Transient(error)) if attempt >= self.settings.max_attempts => {
                     return self
-                        .park(parked, Some(&incoming.envelope), &error, attempt, shutdown)
+                        .park(message, Some(&incoming.envelope), &error, attempt, shutdown)
                         .await;
                 }
                 Err(HandlerError::Transient(error)) => {
@@ -423,16 +652,25 @@ impl Consumer {
         }
     }
 
-    /// One attempt: inbox row, effect and outgoing messages in one transaction.
+    /// One attempt in a transaction of its own.
     async fn apply_once(&self, incoming: &Incoming) -> Result<Outcome, HandlerError> {
         let mut tx = self.pool.begin().await?;
-        if !record_in_inbox(&mut tx, &self.name, &incoming.envelope).await? {
-            tx.commit().await?;
+        let outcome = self.apply_in(&mut tx, incoming).await?;
+        tx.commit().await?;
+        Ok(outcome)
+    }
+
+    /// The inbox row, then the handler's effect and outgoing messages, in `conn`'s transaction.
+    async fn apply_in(
+        &self,
+        conn: &mut PgConnection,
+        incoming: &Incoming,
+    ) -> Result<Outcome, HandlerError> {
+        if !record_in_inbox(conn, &self.name, &incoming.envelope).await? {
             tracing::debug!("duplicate delivery acknowledged without applying it again");
             return Ok(Outcome::Duplicate);
         }
-        self.handler.handle(&mut tx, incoming).await?;
-        tx.commit().await?;
+        self.handler.handle(conn, incoming).await?;
         Ok(Outcome::Applied)
     }
 
@@ -440,7 +678,7 @@ impl Consumer {
     /// moving on without either applying or parking would lose the message.
     async fn park(
         &self,
-        parked: &ParkedMessage<'_>,
+        message: &Fetched,
         envelope: Option<&Envelope>,
         error: &anyhow::Error,
         attempts: u32,
@@ -448,15 +686,10 @@ impl Consumer {
     ) -> Option<Outcome> {
         let mut backoff = Duration::from_millis(self.settings.initial_backoff_ms);
         loop {
-            match dead_letters::park(&self.pool, parked, envelope, error, attempts).await {
+            let parked = message.parked(&self.name);
+            match dead_letters::park(&self.pool, &parked, envelope, error, attempts).await {
                 Ok(()) => {
-                    tracing::error!(
-                        attempts,
-                        error = format!("{error:#}"),
-                        "message parked as a dead letter"
-                    );
-                    metrics::counter!("dead_letters_total", "consumer" => self.name.clone())
-                        .increment(1);
+                    self.log_parked(error, attempts);
                     return Some(Outcome::DeadLettered);
                 }
                 Err(park_error) => {
@@ -503,6 +736,40 @@ impl Consumer {
 enum Unsupported {
     Skip,
     Park(String),
+}
+
+/// A message copied out of the client's buffer.
+struct Fetched {
+    /// The topic's name on the broker, with the environment's prefix.
+    full_topic: String,
+    /// Without the prefix, as handlers and dead letters name it.
+    topic: String,
+    partition: i32,
+    offset: i64,
+    key: Option<String>,
+    headers: HashMap<String, String>,
+    payload: Vec<u8>,
+}
+
+impl Fetched {
+    fn parked<'a>(&'a self, consumer: &'a str) -> ParkedMessage<'a> {
+        ParkedMessage {
+            consumer,
+            topic: &self.topic,
+            partition: self.partition,
+            offset: self.offset,
+            key: self.key.as_deref(),
+            headers: &self.headers,
+            payload: &self.payload,
+        }
+    }
+}
+
+/// What the runner decided about a message before any handler runs.
+enum Prepared {
+    Apply(Incoming),
+    Skip,
+    Park(Option<Envelope>, anyhow::Error),
 }
 
 /// Inserts the inbox row; false if this consumer already applied the message.

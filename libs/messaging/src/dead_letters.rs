@@ -20,7 +20,7 @@ use contracts::Envelope;
 use serde::{Deserialize, Serialize};
 use service_kit::{ApiError, Json, Path, Query};
 use sqlx::types::Json as SqlJson;
-use sqlx::{PgPool, Row};
+use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
 
 use crate::consumer::{record_in_inbox, HandlerError, Incoming, MessageHandler};
@@ -38,6 +38,7 @@ pub(crate) struct ParkedMessage<'a> {
     pub payload: &'a [u8],
 }
 
+/// Parks `message` in a transaction of its own.
 pub(crate) async fn park(
     pool: &PgPool,
     message: &ParkedMessage<'_>,
@@ -45,8 +46,22 @@ pub(crate) async fn park(
     error: &anyhow::Error,
     attempts: u32,
 ) -> anyhow::Result<()> {
-    let error_text = format!("{error:#}");
     let mut tx = pool.begin().await.context("begin parking a dead letter")?;
+    park_in(&mut tx, message, envelope, error, attempts).await?;
+    tx.commit().await.context("commit the dead letter")?;
+    Ok(())
+}
+
+/// Parks `message` in the caller's transaction: the dead letter commits with
+/// whatever else the transaction holds (the rest of a consumer's batch).
+pub(crate) async fn park_in(
+    conn: &mut PgConnection,
+    message: &ParkedMessage<'_>,
+    envelope: Option<&Envelope>,
+    error: &anyhow::Error,
+    attempts: u32,
+) -> anyhow::Result<()> {
+    let error_text = format!("{error:#}");
     let inserted = sqlx::query(
         "INSERT INTO dead_letters (id, consumer, topic, kafka_partition, kafka_offset, partition_key,
                                    message_id, message_type, headers, payload, error, attempts)
@@ -65,7 +80,7 @@ pub(crate) async fn park(
     .bind(message.payload)
     .bind(&error_text)
     .bind(attempts as i32)
-    .execute(&mut *tx)
+    .execute(&mut *conn)
     .await
     .context("insert the dead letter")?
     .rows_affected();
@@ -83,7 +98,7 @@ pub(crate) async fn park(
         );
         let message_type = envelope.map_or("unknown", |envelope| envelope.message_type.as_str());
         enqueue_raw(
-            &mut tx,
+            conn,
             Uuid::now_v7(),
             &contracts::topics::dead_letter_topic(message.topic),
             message.key.unwrap_or_default(),
@@ -93,7 +108,6 @@ pub(crate) async fn park(
         )
         .await?;
     }
-    tx.commit().await.context("commit the dead letter")?;
     Ok(())
 }
 

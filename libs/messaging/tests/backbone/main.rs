@@ -1,6 +1,7 @@
 //! The messaging backbone against real Postgres and the real broker.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod batching;
 mod broker_outage;
 mod dead_letters;
 mod delivery;
