@@ -304,25 +304,37 @@ async fn an_airline_cancellation_cancels_every_booking_on_the_flight() {
 async fn the_last_seats_are_sold_once_however_many_ask_for_them() {
     let system = System::start().await;
     let flight = system.schedule_flight(3, "50.00").await;
-    let mut bookings = Vec::new();
-    for i in 0..5 {
-        let customer = format!("cust-race-{i}");
-        bookings.push(
-            system
-                .book(&booking_body(&customer, flight, 1, Some(APPROVED), 0))
-                .await,
-        );
-    }
+    // Five customers race for three seats. Whoever comes after the third hold
+    // may already be refused at the quote (409 sold out); the others race in
+    // their sagas, where flight-inventory decides.
+    let requests: Vec<(String, Value)> = (0..5)
+        .map(|i| {
+            let body = booking_body(&format!("cust-race-{i}"), flight, 1, Some(APPROVED), 0);
+            (uuid::Uuid::now_v7().to_string(), body)
+        })
+        .collect();
+    let answers = futures::future::join_all(
+        requests
+            .iter()
+            .map(|(key, body)| system.book_with_key(key, body)),
+    )
+    .await;
 
     let mut confirmed = 0;
-    for booking_id in &bookings {
-        let booking = system.settled(*booking_id).await;
+    for (status, answer) in answers {
+        if status == 409 {
+            assert_eq!(answer["type"], "/problems/sold-out", "{answer}");
+            continue;
+        }
+        assert_eq!(status, 202, "{answer}");
+        let booking_id = answer["booking_id"].as_str().unwrap().parse().unwrap();
+        let booking = system.settled(booking_id).await;
         match booking["status"].as_str().unwrap() {
             "confirmed" => confirmed += 1,
             "failed" => {
                 let reason = booking["failure_reason"].as_str().unwrap();
                 assert!(reason.contains("sold_out"), "{reason}");
-                assert!(ledger(&system.payments(*booking_id).await)
+                assert!(ledger(&system.payments(booking_id).await)
                     .iter()
                     .all(|(kind, _, _)| kind != "capture"));
             }
