@@ -227,15 +227,17 @@ def kustomize_paths(list_files):
         k = load(kustomization)
         paths = list(k.get("resources", []))
         paths += [p["path"] for p in k.get("patches", []) if "path" in p]
+        # Generator inputs and components must exist too, but are no resources to validate.
+        inputs = list(k.get("components", []))
         for generator in k.get("configMapGenerator", []) + k.get("secretGenerator", []):
-            paths += generator.get("files", []) + generator.get("envs", [])
-        for entry in paths:
+            inputs += generator.get("files", []) + generator.get("envs", [])
+        for entry in paths + inputs:
             entry = entry.split("=", 1)[-1]
             target = (base / entry).resolve()
             if not target.exists():
                 problem(f"{kustomization.relative_to(ROOT)}: {entry} does not exist")
             elif target.is_file():
-                if list_files:
+                if list_files and entry in paths:
                     print(target.relative_to(ROOT))
             elif not (target / "kustomization.yaml").is_file():
                 problem(f"{kustomization.relative_to(ROOT)}: {entry} has no kustomization.yaml")
