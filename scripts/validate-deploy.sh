@@ -471,6 +471,23 @@ def k8s_policy(rendered, secrets_mode):
         if not any(p["spec"]["selector"]["matchLabels"].items() <= labels.items()
                    for p in by_kind.get("PodDisruptionBudget", {}).values()):
             problem(f"Deployment/{name}: no PodDisruptionBudget covers its pods")
+    # Tracks of a service (canary, blue, green) run its pod spec in another release: anything else differing
+    # would try out a configuration instead of a release.
+    def without_images(d):
+        spec = json.loads(json.dumps(d["spec"]["template"]["spec"]))
+        for c in spec.get("containers", []):
+            c.pop("image", None)
+        return spec
+    tracks = {}
+    for name, d in sorted(deployments.items()):
+        labels = d["metadata"].get("labels", {})
+        if "contrail/track" in labels:
+            tracks.setdefault(labels.get("app.kubernetes.io/name"), []).append(name)
+    for service, names in tracks.items():
+        reference = service if service in deployments else names[0]
+        for name in names:
+            if without_images(deployments[name]) != without_images(deployments[reference]):
+                problem(f"Deployment/{name}: its pod spec differs from Deployment/{reference}'s in more than the image")
     served = adapter_metric_names()
     defaults = {"PARTITIONS": rust_default("default_partitions"), "CONSUMER__INSTANCES": rust_default("default_instances")}
     for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
