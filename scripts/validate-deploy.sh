@@ -227,15 +227,17 @@ def kustomize_paths(list_files):
         k = load(kustomization)
         paths = list(k.get("resources", []))
         paths += [p["path"] for p in k.get("patches", []) if "path" in p]
+        # Generator inputs and components must exist too, but are no resources to validate.
+        inputs = list(k.get("components", []))
         for generator in k.get("configMapGenerator", []) + k.get("secretGenerator", []):
-            paths += generator.get("files", []) + generator.get("envs", [])
-        for entry in paths:
+            inputs += generator.get("files", []) + generator.get("envs", [])
+        for entry in paths + inputs:
             entry = entry.split("=", 1)[-1]
             target = (base / entry).resolve()
             if not target.exists():
                 problem(f"{kustomization.relative_to(ROOT)}: {entry} does not exist")
             elif target.is_file():
-                if list_files:
+                if list_files and entry in paths:
                     print(target.relative_to(ROOT))
             elif not (target / "kustomization.yaml").is_file():
                 problem(f"{kustomization.relative_to(ROOT)}: {entry} has no kustomization.yaml")
@@ -287,6 +289,56 @@ def dashboard_rules(out):
                 rules.append({"record": f"dashboard:panel_{panel['id']}_{target['refId']}:query", "expr": expr})
     with open(out, "w") as f:
         yaml.safe_dump({"groups": [{"name": "dashboard-queries", "rules": rules}]}, f)
+
+ADAPTER_CONFIG = "k8s/prometheus-adapter/config.yaml"
+
+def adapter_metric_names():
+    """The metric names the prometheus-adapter rules serve (their `name.as`)."""
+    config = load(ROOT / ADAPTER_CONFIG)
+    return {r.get("name", {}).get("as") for r in config.get("rules", []) + config.get("externalRules", [])}
+
+def adapter_rules(out):
+    """prometheus-adapter rules: complete, about a metric the services export, queries written for promtool."""
+    config = load(ROOT / ADAPTER_CONFIG)
+    sources = "\n".join(p.read_text() for p in sorted(ROOT.glob("*/*/src/**/*.rs")))
+    substitutions = {"<<.Series>>": None, "<<.LabelMatchers>>": 'namespace="contrail",consumer="x"', "<<.GroupBy>>": "namespace"}
+    records = []
+    for kind in ("rules", "externalRules"):
+        for i, rule in enumerate(config.get(kind, [])):
+            where = f"{ADAPTER_CONFIG} {kind}[{i}]"
+            missing = [f for f in ("seriesQuery", "resources", "name", "metricsQuery") if f not in rule]
+            if missing:
+                problem(f"{where}: missing {', '.join(missing)}")
+                continue
+            found = re.match(r"\s*([a-zA-Z_:][\w:]*)\s*\{", rule["seriesQuery"]) or \
+                re.search(r'__name__\s*=\s*"([\w:]+)"', rule["seriesQuery"])
+            if not found:
+                problem(f"{where}: seriesQuery names no single metric")
+                continue
+            metric = found.group(1)
+            if f'"{metric}"' not in sources:
+                problem(f"{where}: no service exports {metric} (no \"{metric}\" in libs/*/src or services/*/src)")
+            if not re.fullmatch(rule["name"].get("matches") or ".*", metric):
+                problem(f"{where}: name.matches does not match {metric}")
+            if not rule["name"].get("as"):
+                problem(f"{where}: name.as is not set; the autoscalers refer to it")
+            query = rule["metricsQuery"]
+            for template, value in substitutions.items():
+                query = query.replace(template, value or metric)
+            if "<<" in query:
+                problem(f"{where}: metricsQuery uses a template other than {', '.join(substitutions)}")
+            records.append({"record": f"adapter:{kind}_{i}:series", "expr": rule["seriesQuery"]})
+            records.append({"record": f"adapter:{kind}_{i}:query", "expr": query})
+    with open(out, "w") as f:
+        yaml.safe_dump({"groups": [{"name": "prometheus-adapter", "rules": records}]}, f)
+
+def rust_default(name):
+    """The number a `fn name() -> T { N }` in libs/service-kit/src/settings.rs returns."""
+    found = re.search(rf"fn {name}\(\) -> \w+ \{{\s*(\d+)\s*\}}", (ROOT / "libs/service-kit/src/settings.rs").read_text())
+    if not found:
+        problem(f"libs/service-kit/src/settings.rs: {name}() not found")
+        return None
+    return int(found.group(1))
 
 def routes_in(path):
     """(METHOD, path) of every `.route("path", get(..).post(..))` call in a Rust file."""
@@ -411,6 +463,60 @@ def k8s_policy(rendered, secrets_mode):
         selector = pdb["spec"]["selector"]["matchLabels"]
         if not any(selector.items() <= labels.items() for labels, _ in pod_labels):
             problem(f"PodDisruptionBudget/{name}: selector matches no pod template")
+    deployments = by_kind.get("Deployment", {})
+    for name, d in deployments.items():
+        labels = d["spec"]["template"]["metadata"].get("labels", {})
+        if labels.get("app.kubernetes.io/part-of") != "contrail":
+            continue
+        if not any(p["spec"]["selector"]["matchLabels"].items() <= labels.items()
+                   for p in by_kind.get("PodDisruptionBudget", {}).values()):
+            problem(f"Deployment/{name}: no PodDisruptionBudget covers its pods")
+    # Tracks of a service (canary, blue, green) run its pod spec in another release: anything else differing
+    # would try out a configuration instead of a release.
+    def without_images(d):
+        spec = json.loads(json.dumps(d["spec"]["template"]["spec"]))
+        for c in spec.get("containers", []):
+            c.pop("image", None)
+        return spec
+    tracks = {}
+    for name, d in sorted(deployments.items()):
+        labels = d["metadata"].get("labels", {})
+        if "contrail/track" in labels:
+            tracks.setdefault(labels.get("app.kubernetes.io/name"), []).append(name)
+    for service, names in tracks.items():
+        reference = service if service in deployments else names[0]
+        for name in names:
+            if without_images(deployments[name]) != without_images(deployments[reference]):
+                problem(f"Deployment/{name}: its pod spec differs from Deployment/{reference}'s in more than the image")
+    served = adapter_metric_names()
+    defaults = {"PARTITIONS": rust_default("default_partitions"), "CONSUMER__INSTANCES": rust_default("default_instances")}
+    for name, hpa in by_kind.get("HorizontalPodAutoscaler", {}).items():
+        where = f"HorizontalPodAutoscaler/{name}"
+        spec = hpa["spec"]
+        target = spec["scaleTargetRef"]
+        if target["kind"] != "Deployment" or target["name"] not in deployments:
+            problem(f"{where}: scales {target['kind']}/{target['name']}, which this render does not define")
+            continue
+        if "replicas" in deployments[target["name"]]["spec"]:
+            problem(f"{where}: Deployment/{target['name']} sets replicas, which every apply would reset")
+        if spec.get("minReplicas", 1) > spec["maxReplicas"]:
+            problem(f"{where}: minReplicas {spec['minReplicas']} is above maxReplicas {spec['maxReplicas']}")
+        external = [m["external"]["metric"]["name"] for m in spec.get("metrics", []) if m["type"] == "External"]
+        for metric in external:
+            if metric not in served:
+                problem(f"{where}: External metric {metric} is served by no rule in {ADAPTER_CONFIG}")
+        # Members of a consumer group beyond its partitions get none: scaling on lag past that adds idle pods.
+        if any("consumer_lag" in metric for metric in external):
+            settings = {}
+            for source in deployments[target["name"]]["spec"]["template"]["spec"]["containers"][0].get("envFrom", []):
+                settings.update(by_kind.get("ConfigMap", {}).get(source.get("configMapRef", {}).get("name"), {}).get("data") or {})
+            value = {}
+            for key, default in defaults.items():
+                values = [int(v) for k, v in settings.items() if k.endswith(f"__KAFKA__{key}")]
+                value[key] = values[0] if values else default
+            if None not in value.values() and spec["maxReplicas"] * value["CONSUMER__INSTANCES"] > value["PARTITIONS"]:
+                problem(f"{where}: maxReplicas {spec['maxReplicas']} x {value['CONSUMER__INSTANCES']} consumer instances"
+                        f" exceeds the topics' {value['PARTITIONS']} partitions")
 
 command = sys.argv[1]
 if command == "compose-refs":
@@ -423,6 +529,8 @@ elif command == "dashboards":
     dashboards()
 elif command == "dashboard-rules":
     dashboard_rules(sys.argv[2])
+elif command == "adapter-rules":
+    adapter_rules(sys.argv[2])
 elif command == "openapi-routes":
     openapi_routes()
 elif command == "k8s-policy":
@@ -490,8 +598,16 @@ if ((${#resource_files[@]})); then
     k8s_validate "${resource_files[@]}"
 fi
 
+if pycheck adapter-rules "$WORK/adapter-rules.yml" >/dev/null 2>&1; then
+  check "prometheus-adapter: rules are about exported metrics; their queries parse as PromQL" \
+    "$PROMTOOL" check rules "$WORK/adapter-rules.yml"
+else
+  check "prometheus-adapter: rules are about exported metrics; their queries parse as PromQL" \
+    pycheck adapter-rules "$WORK/adapter-rules.yml"
+fi
+
 render() { kubectl kustomize "$1" >"$2"; }
-for dir in k8s/base k8s/overlays/*/; do
+for dir in k8s/base k8s/overlays/*/ k8s/prometheus-adapter; do
   dir=${dir%/}
   out="$WORK/$(basename "$dir").yaml"
   check "kubernetes: kustomize build $dir" render "$dir" "$out"
