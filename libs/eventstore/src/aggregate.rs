@@ -223,38 +223,12 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
         if self.snapshots == SnapshotPolicy::Never {
             return Ok((Loaded::default(), false));
         }
-        let Some(snapshot) = self.store.load_snapshot(stream).await? else {
-            return Ok((Loaded::default(), false));
-        };
-        if snapshot.version > max_version {
-            return Ok((Loaded::default(), false));
-        }
-        if snapshot.schema_version != A::SCHEMA_VERSION {
-            record_snapshot("schema_mismatch");
-            tracing::debug!(
-                stream,
-                snapshot_schema = snapshot.schema_version,
-                schema = A::SCHEMA_VERSION,
-                "ignoring a snapshot of another schema version"
-            );
-            return Ok((Loaded::default(), true));
-        }
-        match A::deserialize(&snapshot.state) {
-            Ok(state) => Ok((
-                Loaded {
-                    state,
-                    version: snapshot.version,
-                },
-                false,
-            )),
-            Err(error) => {
-                // Same schema version yet unreadable: someone forgot to bump
-                // SCHEMA_VERSION. Replaying is always correct, so do that.
-                record_snapshot("undecodable");
-                tracing::warn!(stream, %error, "ignoring an undecodable snapshot");
-                Ok((Loaded::default(), true))
-            }
-        }
+        let snapshot = self.store.load_snapshot(stream).await?;
+        Ok(start_from(snapshot, max_version))
+    }
+
+    pub(crate) fn snapshot_policy(&self) -> SnapshotPolicy {
+        self.snapshots
     }
 
     async fn save_snapshot(&self, stream: &str, loaded: &Loaded<A>) {
@@ -291,7 +265,51 @@ pub fn encode<A: Aggregate>(events: &[A::Event]) -> anyhow::Result<Vec<NewEvent>
 }
 
 /// Applies recorded events to `start`, checking they continue it without a gap.
-fn fold<A: Aggregate>(start: Loaded<A>, events: &[RecordedEvent]) -> Result<Loaded<A>, StoreError> {
+/// Where a load starts: `snapshot` if it is at or before `max_version` and
+/// this code can read it, else the empty state; also whether a snapshot was
+/// there but unusable (so it should be replaced).
+pub(crate) fn start_from<A: Aggregate>(
+    snapshot: Option<Snapshot>,
+    max_version: u64,
+) -> (Loaded<A>, bool) {
+    let Some(snapshot) = snapshot else {
+        return (Loaded::default(), false);
+    };
+    if snapshot.version > max_version {
+        return (Loaded::default(), false);
+    }
+    if snapshot.schema_version != A::SCHEMA_VERSION {
+        record_snapshot("schema_mismatch");
+        tracing::debug!(
+            stream = snapshot.stream_id,
+            snapshot_schema = snapshot.schema_version,
+            schema = A::SCHEMA_VERSION,
+            "ignoring a snapshot of another schema version"
+        );
+        return (Loaded::default(), true);
+    }
+    match A::deserialize(&snapshot.state) {
+        Ok(state) => (
+            Loaded {
+                state,
+                version: snapshot.version,
+            },
+            false,
+        ),
+        Err(error) => {
+            // Same schema version yet unreadable: someone forgot to bump
+            // SCHEMA_VERSION. Replaying is always correct, so do that.
+            record_snapshot("undecodable");
+            tracing::warn!(stream = snapshot.stream_id, %error, "ignoring an undecodable snapshot");
+            (Loaded::default(), true)
+        }
+    }
+}
+
+pub(crate) fn fold<A: Aggregate>(
+    start: Loaded<A>,
+    events: &[RecordedEvent],
+) -> Result<Loaded<A>, StoreError> {
     let mut loaded = start;
     for recorded in events {
         if recorded.version != loaded.version + 1 {

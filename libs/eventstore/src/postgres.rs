@@ -11,10 +11,11 @@ use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
+use crate::aggregate::{fold, start_from};
 use crate::metrics::{record_append, record_snapshot, AppendOutcome};
 use crate::{
-    AppendError, AppendNotifications, EventStore, NewEvent, Position, RecordedEvent, Snapshot,
-    StoreError,
+    Aggregate, AppendError, AppendNotifications, EventStore, Loaded, NewEvent, Position,
+    RecordedEvent, Repository, Snapshot, SnapshotPolicy, StoreError,
 };
 
 /// The unique constraint that decides which of two racing appends wins.
@@ -131,6 +132,27 @@ impl PgEventStore {
     /// append throughput by two thirds in `eventstore-bench`.
     pub async fn notify_appended(&self) {
         self.notifier.notify(&self.pool).await;
+    }
+
+    /// [`Repository::load`] inside the caller's transaction: the state
+    /// includes what that transaction has appended so far, so several
+    /// decisions on one stream can share a transaction (a consumer's batch).
+    /// The expected version of the next append still guards against other
+    /// writers, which READ COMMITTED lets this read see as they commit.
+    #[tracing::instrument(skip_all, fields(stream = %stream), err)]
+    pub async fn load_in<A: Aggregate>(
+        repository: &Repository<A, PgEventStore>,
+        conn: &mut PgConnection,
+        stream: &str,
+    ) -> Result<Loaded<A>, StoreError> {
+        let start = if repository.snapshot_policy() == SnapshotPolicy::Never {
+            Loaded::default()
+        } else {
+            let snapshot = select_snapshot(&mut *conn, stream).await?;
+            start_from::<A>(snapshot, u64::MAX).0
+        };
+        let events = select_stream(&mut *conn, stream, start.version + 1, None).await?;
+        fold(start, &events)
     }
 
     /// [`EventStore::save_snapshot`] inside the caller's transaction: a
@@ -251,22 +273,7 @@ impl EventStore for PgEventStore {
 
     #[tracing::instrument(skip_all, fields(stream = %stream), err)]
     async fn load_snapshot(&self, stream: &str) -> Result<Option<Snapshot>, StoreError> {
-        let row: Option<(i64, i32, serde_json::Value)> = sqlx::query_as(
-            "SELECT version, schema_version, state FROM snapshots WHERE stream_id = $1",
-        )
-        .bind(stream)
-        .fetch_optional(&self.pool)
-        .await
-        .context("select the snapshot")?;
-        let Some((version, schema_version, state)) = row else {
-            return Ok(None);
-        };
-        Ok(Some(Snapshot {
-            stream_id: stream.to_owned(),
-            version: u64_from_db(version)?,
-            schema_version: u32::try_from(schema_version).context("negative schema version")?,
-            state,
-        }))
+        select_snapshot(&self.pool, stream).await
     }
 
     #[tracing::instrument(skip_all, fields(stream = %snapshot.stream_id, version = snapshot.version), err)]
@@ -474,8 +481,29 @@ async fn stream_version(conn: &mut PgConnection, stream: &str) -> anyhow::Result
     u64_from_db(version)
 }
 
-async fn select_stream(
-    pool: &PgPool,
+async fn select_snapshot<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
+    stream: &str,
+) -> Result<Option<Snapshot>, StoreError> {
+    let row: Option<(i64, i32, serde_json::Value)> =
+        sqlx::query_as("SELECT version, schema_version, state FROM snapshots WHERE stream_id = $1")
+            .bind(stream)
+            .fetch_optional(executor)
+            .await
+            .context("select the snapshot")?;
+    let Some((version, schema_version, state)) = row else {
+        return Ok(None);
+    };
+    Ok(Some(Snapshot {
+        stream_id: stream.to_owned(),
+        version: u64_from_db(version)?,
+        schema_version: u32::try_from(schema_version).context("negative schema version")?,
+        state,
+    }))
+}
+
+async fn select_stream<'e>(
+    executor: impl sqlx::PgExecutor<'e>,
     stream: &str,
     from_version: u64,
     max_count: Option<usize>,
@@ -490,7 +518,7 @@ async fn select_stream(
     .bind(stream)
     .bind(i64_to_db(from_version)?)
     .bind(limit)
-    .fetch_all(pool)
+    .fetch_all(executor)
     .await
     .context("select stream events")?;
     Ok(rows

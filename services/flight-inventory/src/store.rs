@@ -99,8 +99,9 @@ impl FlightStore {
     /// Decides on the flight and appends the decided events in `conn`'s
     /// transaction, with their outbox messages; `cause` is the message that
     /// asked for the change, if any (its correlation carries over). The
-    /// flight is read outside that transaction: the expected version, not a
-    /// lock, guards the decision.
+    /// flight is read inside that transaction, so the commands of one batch
+    /// see each other's appends; the expected version, not a lock, guards
+    /// the decision against other writers.
     pub async fn decide_in<R>(
         &self,
         conn: &mut PgConnection,
@@ -109,7 +110,9 @@ impl FlightStore {
         decide: impl Fn(&Flight) -> Result<(Vec<FlightEvent>, R), FlightError>,
     ) -> Result<Decided<R>, CommandError> {
         for attempt in 1..=MAX_ATTEMPTS {
-            let loaded = self.load(flight_id).await?;
+            let loaded = PgEventStore::load_in(&self.flights, conn, &stream_of(flight_id))
+                .await
+                .context("load the flight")?;
             let (events, outcome) = decide(&loaded.state)?;
             if events.is_empty() {
                 return Ok(Decided {

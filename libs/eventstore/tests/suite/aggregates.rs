@@ -2,8 +2,8 @@
 
 use anyhow::{bail, ensure};
 use eventstore::{
-    Aggregate, EventStore, ExecuteError, InMemoryEventStore, Loaded, Repository, Snapshot,
-    SnapshotPolicy,
+    Aggregate, EventStore, ExecuteError, InMemoryEventStore, Loaded, PgEventStore, Repository,
+    Snapshot, SnapshotPolicy,
 };
 use proptest::prelude::*;
 
@@ -241,4 +241,31 @@ proptest! {
         });
         prop_assert!(outcome.is_ok(), "{:?}", outcome);
     }
+}
+
+#[tokio::test]
+async fn a_load_inside_a_transaction_sees_what_that_transaction_appended() -> anyhow::Result<()> {
+    let store = pg_store_with_connections(3).await?;
+    let repository =
+        Repository::<Flight, _>::new(store.clone()).with_snapshots(SnapshotPolicy::every(2));
+    scheduled(&repository, "flight-1", 10).await?;
+
+    // Two decisions in one transaction, as a consumer's batch makes them:
+    // the second must start from the first's events, not the committed state.
+    let mut tx = store.pool().begin().await?;
+    for expected_version in [1, 2] {
+        let loaded = PgEventStore::load_in(&repository, &mut tx, "flight-1").await?;
+        ensure!(loaded.version == expected_version, "{loaded:?}");
+        let events = eventstore::encode::<Flight>(&loaded.state.hold(2)?)?;
+        PgEventStore::append_in(&mut tx, "flight-1", loaded.version, &events).await?;
+    }
+    ensure!(
+        repository.load("flight-1").await?.version == 1,
+        "nothing is visible outside before the commit"
+    );
+    tx.commit().await?;
+
+    let loaded = repository.load("flight-1").await?;
+    ensure!(loaded.version == 3 && loaded.state.held == 4, "{loaded:?}");
+    Ok(())
 }
