@@ -29,7 +29,7 @@
 //! this consumer, which must be upgraded before it can apply it. A message
 //! that is not an envelope at all, or whose type is malformed, is parked.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,8 +45,10 @@ use service_kit::settings::{ConsumerSettings, KafkaSettings};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::dead_letters::{self, ParkedMessage};
+use crate::outbox::OUTBOX_WRITTEN;
 use crate::settings::client_config;
 use crate::trace_context;
 
@@ -397,6 +399,73 @@ impl Consumer {
     /// (from the front) it committed: all of them, or those before the first
     /// that failed transiently.
     async fn apply_batch(&self, messages: &[Fetched]) -> anyhow::Result<usize> {
+        match self.apply_batch_unguarded(messages).await? {
+            Some(committed) => Ok(committed),
+            None => self.apply_batch_guarded(messages).await,
+        }
+    }
+
+    /// The common case, in as few statements as possible: one insert for
+    /// every inbox row, then the handlers, no savepoints. If any handler
+    /// fails the whole transaction rolls back and `None` says to apply the
+    /// batch again with a savepoint per message.
+    async fn apply_batch_unguarded(&self, messages: &[Fetched]) -> anyhow::Result<Option<usize>> {
+        let mut prepared = Vec::with_capacity(messages.len());
+        for message in messages {
+            let (span, decision) = self.prepare(message);
+            match decision {
+                Prepared::Park(..) => return Ok(None),
+                decision => prepared.push((span, decision)),
+            }
+        }
+        let envelopes: Vec<&Envelope> = prepared
+            .iter()
+            .filter_map(|(_, decision)| match decision {
+                Prepared::Apply(incoming) => Some(&incoming.envelope),
+                _ => None,
+            })
+            .collect();
+        let mut tx = self.pool.begin().await.context("begin a batch")?;
+        let mut fresh = record_all_in_inbox(&mut tx, &self.name, &envelopes)
+            .await
+            .context("record the batch in the inbox")?;
+        let mut outcomes = Vec::with_capacity(prepared.len());
+        for (span, decision) in prepared {
+            let started = Instant::now();
+            let outcome = match decision {
+                Prepared::Skip => Outcome::Skipped,
+                Prepared::Park(..) => return Ok(None),
+                // The second delivery of a message within one batch is a duplicate too.
+                Prepared::Apply(incoming) if !fresh.remove(&incoming.envelope.message_id) => {
+                    span.in_scope(|| {
+                        tracing::debug!(
+                            "duplicate delivery acknowledged without applying it again"
+                        );
+                    });
+                    Outcome::Duplicate
+                }
+                Prepared::Apply(incoming) => {
+                    let handled = self
+                        .handler
+                        .handle(&mut tx, &incoming)
+                        .instrument(span)
+                        .await;
+                    if let Err(error) = handled {
+                        tracing::debug!(%error, "a handler failed in a batch; applying it again message by message");
+                        tx.rollback().await.context("roll back a batch")?;
+                        return Ok(None);
+                    }
+                    Outcome::Applied
+                }
+            };
+            outcomes.push((outcome, started.elapsed()));
+        }
+        self.commit_batch(tx, outcomes).await.map(Some)
+    }
+
+    /// One transaction, a savepoint per message, so a failing message is
+    /// parked or left for a retry without undoing the others.
+    async fn apply_batch_guarded(&self, messages: &[Fetched]) -> anyhow::Result<usize> {
         let mut tx = self.pool.begin().await.context("begin a batch")?;
         let mut outcomes = Vec::with_capacity(messages.len());
         for message in messages {
@@ -450,7 +519,18 @@ impl Consumer {
             let Some(outcome) = outcome else { break };
             outcomes.push((outcome, started.elapsed()));
         }
+        self.commit_batch(tx, outcomes).await
+    }
+
+    /// Commits a batch and counts what it applied; returns how many messages it settled.
+    async fn commit_batch(
+        &self,
+        tx: sqlx::Transaction<'_, sqlx::Postgres>,
+        outcomes: Vec<(Outcome, Duration)>,
+    ) -> anyhow::Result<usize> {
         tx.commit().await.context("commit a batch")?;
+        // What the handlers wrote to the outbox is committed now: publish it at once.
+        OUTBOX_WRITTEN.wake();
         self.stats.inner.batches.fetch_add(1, Ordering::Relaxed);
         let committed = outcomes.len();
         for (outcome, elapsed) in outcomes {
@@ -657,6 +737,7 @@ impl Consumer {
         let mut tx = self.pool.begin().await?;
         let outcome = self.apply_in(&mut tx, incoming).await?;
         tx.commit().await?;
+        OUTBOX_WRITTEN.wake();
         Ok(outcome)
     }
 
@@ -791,6 +872,38 @@ pub(crate) async fn record_in_inbox(
     Ok(inserted == 1)
 }
 
+/// Inserts the inbox rows of a batch in one statement; returns the ids of
+/// the messages this consumer had not applied before.
+async fn record_all_in_inbox(
+    conn: &mut PgConnection,
+    consumer: &str,
+    envelopes: &[&Envelope],
+) -> Result<HashSet<Uuid>, sqlx::Error> {
+    if envelopes.is_empty() {
+        return Ok(HashSet::new());
+    }
+    let ids: Vec<Uuid> = envelopes
+        .iter()
+        .map(|envelope| envelope.message_id)
+        .collect();
+    let types: Vec<&str> = envelopes
+        .iter()
+        .map(|envelope| envelope.message_type.as_str())
+        .collect();
+    let inserted: Vec<Uuid> = sqlx::query_scalar(
+        "INSERT INTO inbox (consumer, message_id, message_type)
+         SELECT $1, message_id, message_type FROM unnest($2::uuid[], $3::text[]) AS m(message_id, message_type)
+         ON CONFLICT (consumer, message_id) DO NOTHING
+         RETURNING message_id",
+    )
+    .bind(consumer)
+    .bind(&ids)
+    .bind(&types)
+    .fetch_all(conn)
+    .await?;
+    Ok(inserted.into_iter().collect())
+}
+
 fn read_headers(message: &BorrowedMessage<'_>) -> HashMap<String, String> {
     let mut headers = HashMap::new();
     if let Some(borrowed) = message.headers() {
@@ -863,7 +976,7 @@ mod tests {
 
     #[test]
     fn a_payload_that_breaks_its_contract_is_a_permanent_failure() {
-        let mut envelope = Envelope::new(HoldSeats { seats: 2 }, uuid::Uuid::now_v7())
+        let mut envelope = Envelope::new(HoldSeats { seats: 2 }, Uuid::now_v7())
             .to_json()
             .unwrap();
         envelope.payload = serde_json::json!({"seats": "two"});

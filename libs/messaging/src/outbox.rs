@@ -25,7 +25,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contracts::{Envelope, Message};
 use service_kit::settings::RelaySettings;
-use sqlx::postgres::PgListener;
+use service_kit::wakeup::Wakeup;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
 use tokio_util::sync::CancellationToken;
@@ -33,6 +33,14 @@ use uuid::Uuid;
 
 use crate::producer::{OutgoingRecord, Producer};
 use crate::trace_context;
+
+/// Wakes this process's relays when a message is written to the outbox.
+///
+/// Not a `NOTIFY` in the writing transaction: that would serialize every
+/// business commit on Postgres's notify lock ([`service_kit::wakeup`]).
+/// [`enqueue`] wakes the relay as it writes (the relay rechecks while the
+/// transaction commits); the consumer runner wakes it again after its commit.
+pub static OUTBOX_WRITTEN: Wakeup = Wakeup::new();
 
 /// Writes `envelope` to the outbox inside the caller's transaction; it is
 /// published to `topic` with `key` once that transaction commits.
@@ -82,6 +90,7 @@ pub(crate) async fn enqueue_raw(
     .execute(conn)
     .await
     .with_context(|| format!("write a {message_type} message to the outbox"))?;
+    OUTBOX_WRITTEN.wake();
     Ok(())
 }
 
@@ -124,13 +133,7 @@ impl OutboxRelay {
             .fetch_one(&self.pool)
             .await
             .context("read the outbox schema")?;
-        let mut listener = PgListener::connect_with(&self.pool)
-            .await
-            .context("open the outbox listener")?;
-        listener
-            .listen(&format!("outbox_{schema}"))
-            .await
-            .context("listen for outbox commits")?;
+        let mut waiter = OUTBOX_WRITTEN.waiter();
         let poll_interval = Duration::from_millis(self.settings.poll_interval_ms);
         let maintenance_interval = Duration::from_secs(self.settings.maintenance_interval_secs);
         let mut last_maintenance = Instant::now() - maintenance_interval;
@@ -150,20 +153,7 @@ impl OutboxRelay {
                     backoff = Duration::from_millis(100);
                     tokio::select! {
                         () = shutdown.cancelled() => break,
-                        notification = listener.recv() => {
-                            match notification {
-                                // Every committing transaction notifies once; the commits
-                                // behind the notifications already buffered are visible to
-                                // the next pass, so drop those rather than run one empty
-                                // pass for each of them.
-                                Ok(_) => while listener.next_buffered().is_some() {},
-                                Err(error) => {
-                                    tracing::warn!(%error, "outbox listener lost its connection; polling until it is back");
-                                    tokio::time::sleep(poll_interval).await;
-                                }
-                            }
-                        }
-                        () = tokio::time::sleep(poll_interval) => {}
+                        () = waiter.wait(poll_interval) => {}
                     }
                 }
                 Err(error) => {

@@ -11,7 +11,8 @@
 //! - [`http`]: the middleware stack, health and metrics endpoints;
 //! - [`db`]: connection pools, migrations and schema/role provisioning;
 //! - [`runtime`]: binding, serving, workers and graceful shutdown;
-//! - [`cli`]: the `serve` / `migrate` command line shared by every service.
+//! - [`cli`]: the `serve` / `migrate` command line shared by every service;
+//! - [`wakeup`]: waking a worker in the same process without `NOTIFY`.
 
 pub mod cli;
 pub mod db;
@@ -22,6 +23,7 @@ pub mod problem;
 pub mod runtime;
 pub mod settings;
 pub mod telemetry;
+pub mod wakeup;
 
 pub use extract::{Json, Path, Query};
 pub use problem::{ApiError, ErrorCode};

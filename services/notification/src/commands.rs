@@ -27,6 +27,7 @@ use sqlx::PgConnection;
 use uuid::Uuid;
 
 use crate::contact::{self, mask, Recipient};
+use crate::dispatcher::NOTIFICATIONS_RECORDED;
 use crate::render::{render, Rendered};
 
 /// The consumer's name: its consumer group and its inbox key.
@@ -178,6 +179,11 @@ async fn record(
     .fetch_optional(conn)
     .await
     .with_context(|| format!("record the {} message", channel.as_str()))
+    .inspect(|recorded| {
+        if recorded.is_some() {
+            NOTIFICATIONS_RECORDED.wake();
+        }
+    })
 }
 
 /// Every message of `kind` about the booking, first or repeated command alike.

@@ -25,7 +25,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contracts::notification::{Channel, NotificationKind};
 use serde::Deserialize;
-use sqlx::postgres::PgListener;
+use service_kit::wakeup::Wakeup;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -33,6 +33,10 @@ use uuid::Uuid;
 use crate::channel::{DeliveryChannel, DeliveryError, OutgoingMessage};
 use crate::commands::{parse_channel, parse_kind};
 use crate::contact::mask;
+
+/// Wakes this process's dispatcher when a notification is recorded (not a
+/// `NOTIFY` in the recording transaction: see [`service_kit::wakeup`]).
+pub static NOTIFICATIONS_RECORDED: Wakeup = Wakeup::new();
 
 /// `[dispatcher]` (`NOTIFICATION__DISPATCHER__…`).
 #[derive(Debug, Clone, Deserialize)]
@@ -98,31 +102,14 @@ impl Dispatcher {
 
     /// Delivers until `shutdown`; a batch in flight is finished first.
     pub async fn run(self, shutdown: CancellationToken) -> anyhow::Result<()> {
-        let schema: String = sqlx::query_scalar("SELECT current_schema()")
-            .fetch_one(&self.pool)
-            .await
-            .context("read the current schema")?;
-        let mut listener = PgListener::connect_with(&self.pool)
-            .await
-            .context("connect the dispatcher's listener")?;
-        listener
-            .listen(&format!("notifications_{schema}"))
-            .await
-            .context("listen for recorded notifications")?;
-        let mut poll = tokio::time::interval(Duration::from_millis(self.settings.poll_interval_ms));
-        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let poll = Duration::from_millis(self.settings.poll_interval_ms);
+        let mut waiter = NOTIFICATIONS_RECORDED.waiter();
         tracing::info!(channels = ?self.channels.keys().collect::<Vec<_>>(), "dispatcher started");
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                received = listener.recv() => {
-                    if let Err(error) = received {
-                        tracing::warn!(%error, "dispatcher listener failed; relying on polling");
-                        tokio::time::sleep(Duration::from_millis(self.settings.poll_interval_ms)).await;
-                    }
-                }
-                _ = poll.tick() => {}
+                () = waiter.wait(poll) => {}
             }
             self.drain().await;
         }
