@@ -16,7 +16,9 @@
 //!   decide, append with the expected version, retry on conflict. Rolling
 //!   snapshots every N events, ignored when the aggregate's schema version
 //!   changes. Time travel: [`Repository::load_as_of_version`],
-//!   [`Repository::load_as_of`].
+//!   [`Repository::load_as_of`]. [`PgEventStore::load_in`] loads inside the
+//!   caller's transaction; a [`StateCache`] answers it from memory while the
+//!   stream's head is still the event the cached state was folded up to.
 //! - [`ProjectionRunner`]: feeds a [`Projection`]'s read model, writing its
 //!   checkpoint in the read model's transaction (effectively once), and
 //!   rebuilds it beside the live copy with an atomic swap.
@@ -117,6 +119,7 @@
 //! every event recorded at or before it.
 
 mod aggregate;
+mod cache;
 mod error;
 mod event;
 mod memory;
@@ -127,6 +130,7 @@ mod store;
 mod subscription;
 
 pub use aggregate::{encode, Aggregate, Loaded, Repository, SnapshotPolicy};
+pub use cache::StateCache;
 pub use error::{AppendError, ExecuteError, ProjectionError, StoreError};
 pub use event::{NewEvent, Position, RecordedEvent, Snapshot};
 pub use memory::InMemoryEventStore;

@@ -11,6 +11,8 @@ pub const APPEND_CONFLICTS_TOTAL: &str = "eventstore_append_conflicts_total";
 pub const EVENTS_APPENDED_TOTAL: &str = "eventstore_events_appended_total";
 /// Counter, label `outcome` (`saved`, `failed`, `schema_mismatch`, `undecodable`).
 pub const SNAPSHOTS_TOTAL: &str = "eventstore_snapshots_total";
+/// Counter, label `outcome` (`hit`, `miss`): loads answered by a [`crate::StateCache`].
+pub const STATE_CACHE_LOADS_TOTAL: &str = "eventstore_state_cache_loads_total";
 /// Counter, label `projection`: events applied to a read model (live or rebuild).
 pub const PROJECTION_EVENTS_TOTAL: &str = "eventstore_projection_events_total";
 
@@ -28,6 +30,15 @@ pub fn describe() {
     metrics::describe_counter!(EVENTS_APPENDED_TOTAL, "events appended");
     metrics::describe_counter!(SNAPSHOTS_TOTAL, "snapshot writes and rejections");
     metrics::describe_counter!(PROJECTION_EVENTS_TOTAL, "events applied by projections");
+    metrics::describe_counter!(
+        STATE_CACHE_LOADS_TOTAL,
+        "aggregate loads answered from the state cache (hit) or the store (miss)"
+    );
+}
+
+pub(crate) fn record_cache(hit: bool) {
+    let outcome = if hit { "hit" } else { "miss" };
+    metrics::counter!(STATE_CACHE_LOADS_TOTAL, "outcome" => outcome).increment(1);
 }
 
 /// How an append ended, for [`record_append`].

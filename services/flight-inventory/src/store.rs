@@ -8,11 +8,13 @@
 //! together. A version conflict (another writer got there first) reloads and
 //! decides again on the fresh state.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use chrono::Utc;
 use contracts::inventory::FlightEventRecorded;
 use contracts::{topics, Envelope};
-use eventstore::{Aggregate, Loaded, PgEventStore, Repository, SnapshotPolicy};
+use eventstore::{Aggregate, Loaded, PgEventStore, Repository, SnapshotPolicy, StateCache};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -68,8 +70,15 @@ pub struct Decided<R> {
 pub struct FlightStore {
     events: PgEventStore,
     flights: Repository<Flight, PgEventStore>,
+    /// The flights this process decided on last: a seat command then reads
+    /// the stream's head instead of a snapshot and the events after it.
+    recent: Arc<StateCache<Flight>>,
     snapshot_every: u64,
 }
+
+/// Flights whose latest state a process keeps (a flight's state is tens of
+/// kilobytes once it has a few hundred bookings).
+const RECENT_FLIGHTS: usize = 512;
 
 impl FlightStore {
     pub fn new(pool: PgPool, snapshot_every: u64) -> Self {
@@ -79,6 +88,7 @@ impl FlightStore {
         Self {
             events,
             flights,
+            recent: Arc::new(StateCache::new(RECENT_FLIGHTS)),
             snapshot_every,
         }
     }
@@ -110,7 +120,9 @@ impl FlightStore {
         decide: impl Fn(&Flight) -> Result<(Vec<FlightEvent>, R), FlightError>,
     ) -> Result<Decided<R>, CommandError> {
         for attempt in 1..=MAX_ATTEMPTS {
-            let loaded = PgEventStore::load_in(&self.flights, conn, &stream_of(flight_id))
+            let loaded = self
+                .recent
+                .load_in(&self.flights, conn, &stream_of(flight_id))
                 .await
                 .context("load the flight")?;
             let (events, outcome) = decide(&loaded.state)?;
@@ -205,6 +217,14 @@ impl FlightStore {
         publish_events(conn, flight_id, loaded.version, events, cause).await?;
         let mut flight = loaded.state;
         flight.apply_all(events);
+        if let Some(head) = encoded.last() {
+            let appended = Loaded {
+                state: flight,
+                version,
+            };
+            self.recent.remember(&stream, &appended, head.event_id);
+            flight = appended.state;
+        }
         if self.snapshot_due(loaded.version, version) {
             let snapshot = eventstore::Snapshot {
                 stream_id: stream,

@@ -3,7 +3,7 @@
 use anyhow::{bail, ensure};
 use eventstore::{
     Aggregate, EventStore, ExecuteError, InMemoryEventStore, Loaded, PgEventStore, Repository,
-    Snapshot, SnapshotPolicy,
+    Snapshot, SnapshotPolicy, StateCache,
 };
 use proptest::prelude::*;
 
@@ -267,5 +267,44 @@ async fn a_load_inside_a_transaction_sees_what_that_transaction_appended() -> an
 
     let loaded = repository.load("flight-1").await?;
     ensure!(loaded.version == 3 && loaded.state.held == 4, "{loaded:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_cached_state_is_served_only_while_the_stream_head_is_what_it_was_folded_to(
+) -> anyhow::Result<()> {
+    let store = pg_store_with_connections(3).await?;
+    let repository = Repository::<Flight, _>::new(store.clone());
+    let cache = StateCache::<Flight>::new(16);
+    scheduled(&repository, "flight-1", 10).await?;
+
+    // A decision remembered, then rolled back: its event never committed.
+    let mut tx = store.pool().begin().await?;
+    let loaded = cache.load_in(&repository, &mut tx, "flight-1").await?;
+    let events = eventstore::encode::<Flight>(&loaded.state.hold(2)?)?;
+    let version = PgEventStore::append_in(&mut tx, "flight-1", loaded.version, &events).await?;
+    let mut state = loaded.state.clone();
+    for event in loaded.state.hold(2)? {
+        state.apply(&event);
+    }
+    cache.remember("flight-1", &Loaded { state, version }, events[0].event_id);
+    tx.rollback().await?;
+
+    let mut conn = store.pool().acquire().await?;
+    let loaded = cache.load_in(&repository, &mut conn, "flight-1").await?;
+    ensure!(
+        loaded.version == 1 && loaded.state.held == 0,
+        "a rolled-back state is never served: {loaded:?}"
+    );
+
+    // Another writer moves the stream on: the cache notices.
+    repository
+        .execute("flight-1", |flight: &Flight| flight.hold(3))
+        .await?;
+    let loaded = cache.load_in(&repository, &mut conn, "flight-1").await?;
+    ensure!(loaded.version == 2 && loaded.state.held == 3, "{loaded:?}");
+    // And serves the state it just read while nothing changes.
+    let again = cache.load_in(&repository, &mut conn, "flight-1").await?;
+    ensure!(again == loaded);
     Ok(())
 }
