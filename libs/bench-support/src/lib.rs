@@ -6,7 +6,8 @@
 //! - [`pgbench_baseline`]: pgbench running a given one-statement workload on
 //!   that database, the plain-Postgres figure the bench is compared with;
 //! - [`Latencies`]: percentiles of measured durations;
-//! - [`load_average`]: how busy the machine was, printed beside the figures.
+//! - [`load_average`]: how busy the machine was, printed beside the figures;
+//! - [`CpuShares`]: how much CPU each part of the system used during a run.
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -121,18 +122,53 @@ pub async fn pgbench_baseline(
 
     let script = std::env::temp_dir().join(format!("pgbench-{}.sql", Uuid::now_v7().simple()));
     std::fs::write(&script, workload.transaction_sql).context("write the pgbench script")?;
-    let seconds = duration.as_secs().max(1);
+    let script_arg = script.display().to_string();
+    let baseline = run_pgbench(database_url, &["-n", "-f", &script_arg], clients, duration).await;
+    std::fs::remove_file(&script).ok();
+    baseline
+}
+
+/// pgbench's own TPC-B-like workload (three updates, a select and an insert
+/// per transaction) at `scale`, initialised in `database_url` first: the
+/// figure people quote for a Postgres, measured on this one.
+pub async fn pgbench_tpcb_baseline(
+    database_url: &str,
+    scale: u32,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Baseline> {
     let pgbench = pgbench_path();
     let output = tokio::process::Command::new(&pgbench)
-        .args(["-n", "-c", &clients.to_string(), "-j", "2"])
-        .args(["-T", &seconds.to_string(), "-f"])
-        .arg(&script)
+        .args(["-i", "-q", "-s", &scale.max(1).to_string()])
         .arg(database_url)
         .output()
         .await
-        .with_context(|| format!("run {pgbench} (install postgresql-contrib or set PGBENCH)"));
-    std::fs::remove_file(&script).ok();
-    let output = output?;
+        .with_context(|| format!("run {pgbench} -i (install postgresql-contrib or set PGBENCH)"))?;
+    if !output.status.success() {
+        bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    run_pgbench(database_url, &["-b", "tpcb-like"], clients, duration).await
+}
+
+async fn run_pgbench(
+    database_url: &str,
+    workload_args: &[&str],
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Baseline> {
+    let seconds = duration.as_secs().max(1);
+    let pgbench = pgbench_path();
+    let output = tokio::process::Command::new(&pgbench)
+        .args(["-c", &clients.to_string(), "-j", "2"])
+        .args(["-T", &seconds.to_string()])
+        .args(workload_args)
+        .arg(database_url)
+        .output()
+        .await
+        .with_context(|| format!("run {pgbench} (install postgresql-contrib or set PGBENCH)"))?;
     let stdout = String::from_utf8_lossy(&output.stdout);
     if !output.status.success() {
         bail!(
@@ -266,5 +302,140 @@ mod tests {
         assert_eq!(number_after(stdout, "tps =").ok(), Some(3210.5));
         assert_eq!(number_after(stdout, "latency average =").ok(), Some(1.234));
         assert!(number_after("nothing", "tps =").is_err());
+    }
+}
+
+/// CPU time used by groups of processes between two readings, from
+/// `/proc/<pid>/stat`: which part of the system a run kept busy.
+#[derive(Debug, Clone)]
+pub struct CpuShares {
+    taken_at: std::time::Instant,
+    ticks: std::collections::BTreeMap<&'static str, u64>,
+}
+
+/// The groups of processes a run is measured by.
+const CPU_GROUPS: &[&str] = &[
+    "postgres",
+    "kafka",
+    "booking",
+    "flight-inventory",
+    "payment",
+    "notification",
+    "loadgen",
+];
+
+impl CpuShares {
+    /// Reads every process's CPU time now.
+    pub fn read() -> Self {
+        let mut ticks = std::collections::BTreeMap::new();
+        let processes = std::fs::read_dir("/proc").into_iter().flatten().flatten();
+        for entry in processes {
+            let path = entry.path();
+            let Some(group) = std::fs::read(path.join("cmdline"))
+                .ok()
+                .and_then(|cmdline| cpu_group(&cmdline))
+            else {
+                continue;
+            };
+            let Some(used) = std::fs::read_to_string(path.join("stat"))
+                .ok()
+                .and_then(|stat| cpu_ticks(&stat))
+            else {
+                continue;
+            };
+            *ticks.entry(group).or_insert(0) += used;
+        }
+        Self {
+            taken_at: std::time::Instant::now(),
+            ticks,
+        }
+    }
+
+    /// Cores each group kept busy on average since `earlier` (1.0 = one
+    /// core all the time), largest first. A process that started or ended
+    /// in between counts only for what the later reading saw.
+    pub fn since(&self, earlier: &Self) -> Vec<(&'static str, f64)> {
+        let seconds = self.taken_at.duration_since(earlier.taken_at).as_secs_f64();
+        if seconds <= 0.0 {
+            return Vec::new();
+        }
+        let mut shares: Vec<(&'static str, f64)> = self
+            .ticks
+            .iter()
+            .map(|(group, now)| {
+                let before = earlier.ticks.get(group).copied().unwrap_or(0);
+                let cores = now.saturating_sub(before) as f64 / CLOCK_TICKS_PER_SECOND / seconds;
+                (*group, cores)
+            })
+            .collect();
+        shares.sort_by(|a, b| b.1.total_cmp(&a.1));
+        shares
+    }
+}
+
+/// `USER_HZ`, 100 on every Linux this runs on.
+const CLOCK_TICKS_PER_SECOND: f64 = 100.0;
+
+/// Which group a process belongs to, from its command line: a Postgres
+/// backend renames itself (`postgres: 15/contrail: booking …`), the broker is
+/// a JVM known by its main class, a service or tool by its binary's name.
+fn cpu_group(cmdline: &[u8]) -> Option<&'static str> {
+    let mut arguments = cmdline.split(|byte| *byte == 0);
+    let program = arguments.next()?;
+    if program.starts_with(b"postgres:") {
+        return Some("postgres");
+    }
+    let program_name = program.rsplit(|byte| *byte == b'/').next()?;
+    if program_name == b"java" {
+        return arguments
+            .any(|argument| argument == b"kafka.Kafka")
+            .then_some("kafka");
+    }
+    CPU_GROUPS
+        .iter()
+        .copied()
+        .find(|group| group.as_bytes() == program_name)
+}
+
+/// utime + stime from a `/proc/<pid>/stat` line (fields 14 and 15, counted
+/// after the parenthesised command name, which may contain spaces).
+fn cpu_ticks(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+#[cfg(test)]
+mod cpu_tests {
+    use super::*;
+
+    #[test]
+    fn processes_are_grouped_by_what_they_run() {
+        assert_eq!(
+            cpu_group(b"/usr/lib/postgresql/15/bin/postgres\0-D\0/var\0"),
+            Some("postgres")
+        );
+        assert_eq!(
+            cpu_group(b"postgres: 15/contrail: booking contrail 127.0.0.1(5) idle\0"),
+            Some("postgres")
+        );
+        assert_eq!(
+            cpu_group(b"java\0-Xmx768m\0-cp\0libs/*\0kafka.Kafka\0server.properties\0"),
+            Some("kafka")
+        );
+        assert_eq!(
+            cpu_group(b"/x/target/release/flight-inventory\0serve\0"),
+            Some("flight-inventory")
+        );
+        assert_eq!(cpu_group(b"bash\0scripts/kafka-broker.sh\0run\0"), None);
+        assert_eq!(cpu_group(b"java\0-cp\0x\0org.other.Main\0"), None);
+    }
+
+    #[test]
+    fn cpu_time_is_read_after_the_command_name() {
+        let stat = "42 (tokio (worker)) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 9 0 1 2 3";
+        assert_eq!(cpu_ticks(stat), Some(300));
     }
 }

@@ -16,7 +16,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use bench_support::{Baseline, ScratchDatabase};
+use bench_support::{Baseline, CpuShares, ScratchDatabase};
 use chrono::TimeDelta;
 use clap::Parser;
 use invariant_checker::{Checker, CheckerSettings};
@@ -42,6 +42,10 @@ struct Args {
     rate: u64,
     #[arg(long, default_value_t = 30)]
     seconds: u64,
+    /// Rates to measure latency at, each for --seconds, before anything else
+    /// (e.g. 50,150,300); overrides --rate.
+    #[arg(long, value_delimiter = ',')]
+    fixed_rates: Vec<u64>,
     /// Step the rate up until the system no longer keeps up.
     #[arg(long)]
     find_max: bool,
@@ -130,10 +134,20 @@ async fn main() -> anyhow::Result<ExitCode> {
         .pool_max_idle_per_host(args.max_in_flight)
         .build()
         .context("build the HTTP client")?;
+    let fixed_rates: Vec<u64> = args
+        .fixed_rates
+        .iter()
+        .copied()
+        .filter(|rate| (1..=MAX_RATE).contains(rate))
+        .take(MAX_STEPS)
+        .collect();
+    let fixed_planned: u64 = fixed_rates.iter().map(|rate| rate * args.seconds).sum();
     let planned = if args.find_max {
-        steps.iter().map(|rate| rate * step_seconds).sum()
-    } else {
+        fixed_planned + steps.iter().map(|rate| rate * step_seconds).sum::<u64>()
+    } else if fixed_rates.is_empty() {
         args.rate * args.seconds
+    } else {
+        fixed_planned
     };
 
     println!(
@@ -156,16 +170,19 @@ async fn main() -> anyhow::Result<ExitCode> {
     );
 
     let baseline = if args.baseline_seconds > 0 {
-        let baseline = measure_baseline(&args).await?;
-        println!(
-            "baseline: pgbench, one-row INSERT per transaction, {} clients, {} s: {:.0} tps (avg {:.2} ms), load average {}",
-            baseline.clients,
-            baseline.duration.as_secs(),
-            baseline.tps,
-            baseline.latency_ms,
-            bench_support::load_average()
-        );
-        Some(baseline)
+        let baselines = measure_baselines(&args).await?;
+        for baseline in [&baselines.single_row_insert, &baselines.tpcb] {
+            println!(
+                "baseline: pgbench, {}, {} clients, {} s: {:.0} tps (avg {:.2} ms), load average {}",
+                baseline.0,
+                baseline.1.clients,
+                baseline.1.duration.as_secs(),
+                baseline.1.tps,
+                baseline.1.latency_ms,
+                bench_support::load_average()
+            );
+        }
+        Some(baselines.single_row_insert.1)
     } else {
         None
     };
@@ -185,19 +202,44 @@ async fn main() -> anyhow::Result<ExitCode> {
         first_sequence,
     };
 
+    let mut first_sequence = 0;
+    for &rate in fixed_rates.iter() {
+        let step = plan(rate, args.seconds, first_sequence);
+        first_sequence += rate * args.seconds;
+        let cpu_before = CpuShares::read();
+        let figures = traffic::run_step(&http, &targets, &world, &step).await;
+        let cpu = CpuShares::read().since(&cpu_before);
+        println!("\nfixed rate {rate}/s for {} s:", args.seconds);
+        print_figures(&figures, baseline.as_ref());
+        print_cpu(&cpu);
+        if let Some(why) = keeps_up(&figures, args.p99_bound_ms) {
+            println!("  did not keep up: {why}");
+        }
+        let settle = checker.wait_until_settled(SETTLE_BETWEEN_STEPS).await?;
+        if !settle.settled {
+            println!(
+                "  not settled {} s after the step: {} sagas open",
+                SETTLE_BETWEEN_STEPS.as_secs(),
+                settle.open_sagas
+            );
+        }
+    }
+
     if args.find_max {
         let mut sustained = None;
-        let mut first_sequence = 0;
         for rate in steps {
             let step = plan(rate, step_seconds, first_sequence);
             first_sequence += rate * step_seconds;
+            let cpu_before = CpuShares::read();
             let figures = traffic::run_step(&http, &targets, &world, &step).await;
+            let cpu = CpuShares::read().since(&cpu_before);
             let verdict = keeps_up(&figures, args.p99_bound_ms);
             println!(
                 "\nstep {rate}/s for {step_seconds} s: {}",
                 verdict.as_deref().unwrap_or("keeps up")
             );
             print_figures(&figures, baseline.as_ref());
+            print_cpu(&cpu);
             let settle = checker.wait_until_settled(SETTLE_BETWEEN_STEPS).await?;
             if !settle.settled {
                 println!(
@@ -221,11 +263,14 @@ async fn main() -> anyhow::Result<ExitCode> {
                 bench_support::load_average()
             ),
         }
-    } else {
+    } else if fixed_rates.is_empty() {
+        let cpu_before = CpuShares::read();
         let figures =
             traffic::run_step(&http, &targets, &world, &plan(args.rate, args.seconds, 0)).await;
+        let cpu = CpuShares::read().since(&cpu_before);
         println!("\n{} bookings/s for {} s:", args.rate, args.seconds);
         print_figures(&figures, baseline.as_ref());
+        print_cpu(&cpu);
         if let Some(why) = keeps_up(&figures, args.p99_bound_ms) {
             println!("  did not keep up: {why}");
         }
@@ -257,19 +302,55 @@ fn loopback_http(url: &str) -> anyhow::Result<String> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-async fn measure_baseline(args: &Args) -> anyhow::Result<Baseline> {
+/// The two plain-Postgres figures a run is read against, each labelled.
+struct Baselines {
+    single_row_insert: (&'static str, Baseline),
+    tpcb: (&'static str, Baseline),
+}
+
+async fn measure_baselines(args: &Args) -> anyhow::Result<Baselines> {
     let scratch = ScratchDatabase::create(&args.database_url, "loadgen_baseline").await?;
-    let baseline = bench_support::pgbench_baseline(
-        scratch.url(),
-        bench_support::SINGLE_ROW_INSERT,
-        args.baseline_clients.clamp(1, 16),
-        Duration::from_secs(args.baseline_seconds.min(60)),
-    )
+    let clients = args.baseline_clients.clamp(1, 16);
+    let duration = Duration::from_secs(args.baseline_seconds.min(60));
+    let measured = async {
+        let single_row_insert = bench_support::pgbench_baseline(
+            scratch.url(),
+            bench_support::SINGLE_ROW_INSERT,
+            clients,
+            duration,
+        )
+        .await
+        .context("measure the one-row insert baseline")?;
+        // Scale at least the client count, so the clients do not queue on one branch row.
+        let tpcb =
+            bench_support::pgbench_tpcb_baseline(scratch.url(), clients as u32, clients, duration)
+                .await
+                .context("measure the TPC-B baseline")?;
+        anyhow::Ok(Baselines {
+            single_row_insert: ("one-row INSERT per transaction", single_row_insert),
+            tpcb: ("TPC-B (tpcb-like)", tpcb),
+        })
+    }
     .await;
     let dropped = scratch.drop_database().await;
-    let baseline = baseline.context("measure the pgbench baseline")?;
+    let baselines = measured?;
     dropped?;
-    Ok(baseline)
+    Ok(baselines)
+}
+
+/// The cores each part of the system kept busy during a step.
+fn print_cpu(shares: &[(&'static str, f64)]) {
+    let total: f64 = shares.iter().map(|(_, cores)| cores).sum();
+    let parts: Vec<String> = shares
+        .iter()
+        .filter(|(_, cores)| *cores >= 0.005)
+        .map(|(group, cores)| format!("{group} {cores:.2}"))
+        .collect();
+    println!(
+        "  cpu (cores of {}): {} — {total:.2} in all",
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        parts.join(", ")
+    );
 }
 
 /// Why a step did not keep up, or `None` if it did.
