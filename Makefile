@@ -25,8 +25,8 @@ test: ## Everything CI runs: fmt, clippy, all tests against real Postgres and br
 check: ## Check the cross-service invariants against the running system (`make up` first)
 	cargo run --release -p invariant-checker
 
-load: ## Step the booking rate up to what the system sustains, next to a pgbench baseline, then check the invariants
-	cargo run --release -p loadgen -- --find-max --steps 10,20,30,40,60,80,120,160,240,300 --step-seconds 15
+load: ## Latency at 50, 150 and 300 bookings/s, then the highest sustained rate, beside pgbench baselines; then the invariants
+	cargo run --release -p loadgen -- --fixed-rates 50,150,300 --seconds 20 --find-max --steps 40,60,80,100,120,160,200,300 --step-seconds 15
 
 fmt: ## Format the code
 	cargo fmt --all

@@ -149,11 +149,11 @@ impl OutboxRelay {
             }
             match self.relay_batch().await {
                 Ok(count) if count as i64 >= self.settings.batch_size => continue,
-                Ok(_) => {
+                Ok(count) => {
                     backoff = Duration::from_millis(100);
                     tokio::select! {
                         () = shutdown.cancelled() => break,
-                        () = waiter.wait(poll_interval) => {}
+                        () = waiter.wait(poll_interval, count > 0) => {}
                     }
                 }
                 Err(error) => {

@@ -80,7 +80,13 @@ impl Waiter<'_> {
     /// Waits until the worker should look for work again: at once if it was
     /// woken since its last look, after the next recheck delay if a recent
     /// wake found nothing yet, otherwise at the next wake or after `poll`.
-    pub async fn wait(&mut self, poll: Duration) {
+    /// `found_work` says whether the last look found any: then the wake it
+    /// answered has been served and no rechecks follow (under load they
+    /// would only add empty looks).
+    pub async fn wait(&mut self, poll: Duration, found_work: bool) {
+        if found_work {
+            self.rechecks_left = 0;
+        }
         let notified = self.wakeup.notify.notified();
         tokio::pin!(notified);
         // Registered before the generation is read, so a wake in between is not lost.
@@ -129,7 +135,7 @@ mod tests {
         let mut waiter = wakeup.waiter();
         wakeup.wake();
         let started = Instant::now();
-        waiter.wait(POLL).await;
+        waiter.wait(POLL, false).await;
         assert!(started.elapsed() < Duration::from_secs(1));
     }
 
@@ -139,10 +145,10 @@ mod tests {
         let wakeup = Wakeup::new();
         let mut waiter = wakeup.waiter();
         wakeup.wake();
-        waiter.wait(POLL).await;
+        waiter.wait(POLL, false).await;
         let started = tokio::time::Instant::now();
         for _ in RECHECK_AFTER_WAKE {
-            waiter.wait(POLL).await;
+            waiter.wait(POLL, false).await;
         }
         // The timer rounds each sleep up to its next millisecond tick.
         let tick = Duration::from_millis(1);
@@ -153,9 +159,21 @@ mod tests {
             "{waited:?}"
         );
         let started = tokio::time::Instant::now();
-        waiter.wait(POLL).await;
+        waiter.wait(POLL, false).await;
         let waited = started.elapsed();
         assert!(waited >= POLL && waited <= POLL + tick, "{waited:?}");
+    }
+
+    #[tokio::test]
+    async fn a_look_that_found_work_ends_the_rechecks() {
+        tokio::time::pause();
+        let wakeup = Wakeup::new();
+        let mut waiter = wakeup.waiter();
+        wakeup.wake();
+        waiter.wait(POLL, false).await;
+        let started = tokio::time::Instant::now();
+        waiter.wait(POLL, true).await;
+        assert!(started.elapsed() >= POLL);
     }
 
     #[tokio::test]
@@ -164,7 +182,7 @@ mod tests {
         let workers: Vec<_> = (0..3)
             .map(|_| {
                 let wakeup = std::sync::Arc::clone(&wakeup);
-                tokio::spawn(async move { wakeup.waiter().wait(POLL).await })
+                tokio::spawn(async move { wakeup.waiter().wait(POLL, false).await })
             })
             .collect();
         // Until every worker waits, keep waking: a worker that registers

@@ -102,8 +102,19 @@ impl FlightStore {
     }
 
     /// The flight as it is now.
+    /// Through the cache of recent flights: the quote and availability a
+    /// booking asks for cost one index read while the flight is unchanged.
     pub async fn load(&self, flight_id: Uuid) -> anyhow::Result<Loaded<Flight>> {
-        Ok(self.flights.load(&stream_of(flight_id)).await?)
+        let mut conn = self
+            .events
+            .pool()
+            .acquire()
+            .await
+            .context("acquire a connection")?;
+        Ok(self
+            .recent
+            .load_in(&self.flights, &mut conn, &stream_of(flight_id))
+            .await?)
     }
 
     /// Decides on the flight and appends the decided events in `conn`'s

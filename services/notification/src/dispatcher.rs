@@ -105,27 +105,30 @@ impl Dispatcher {
         let poll = Duration::from_millis(self.settings.poll_interval_ms);
         let mut waiter = NOTIFICATIONS_RECORDED.waiter();
         tracing::info!(channels = ?self.channels.keys().collect::<Vec<_>>(), "dispatcher started");
+        let mut found_work = false;
         loop {
             tokio::select! {
                 biased;
                 () = shutdown.cancelled() => break,
-                () = waiter.wait(poll) => {}
+                () = waiter.wait(poll, found_work) => {}
             }
-            self.drain().await;
+            found_work = self.drain().await;
         }
         tracing::info!("dispatcher stopped");
         Ok(())
     }
 
     /// Batches until a short one; a database failure waits for the next wake-up.
-    async fn drain(&self) {
+    /// Returns whether it claimed anything.
+    async fn drain(&self) -> bool {
+        let mut claimed_any = false;
         loop {
             match self.dispatch_batch().await {
-                Ok(claimed) if claimed >= self.settings.batch_size as usize => continue,
-                Ok(_) => break,
+                Ok(claimed) if claimed >= self.settings.batch_size as usize => claimed_any = true,
+                Ok(claimed) => return claimed_any || claimed > 0,
                 Err(error) => {
                     tracing::warn!(error = format!("{error:#}"), "dispatch failed; will retry");
-                    break;
+                    return claimed_any;
                 }
             }
         }
