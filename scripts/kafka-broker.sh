@@ -39,9 +39,12 @@ install_kafka() {
   log "fetching Apache Kafka $KAFKA_VERSION from Maven Central into ${KAFKA_LIBS#"$ROOT"/} (once; about 45 MB)"
   rm -rf "$KAFKA_HOME"
   mkdir -p "$KAFKA_LIBS"
-  mvn --batch-mode --quiet --file "$POM" \
-    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" \
-    || die "could not fetch Kafka $KAFKA_VERSION with mvn"
+  local mvn_log="$LOG_DIR/kafka-install.log"
+  if ! mvn --batch-mode --file "$POM" \
+    dependency:copy-dependencies -DincludeScope=runtime -DoutputDirectory="$KAFKA_LIBS" >"$mvn_log" 2>&1; then
+    tail -n 20 "$mvn_log" >&2
+    die "could not fetch Kafka $KAFKA_VERSION with mvn; see $mvn_log"
+  fi
   ls "$KAFKA_LIBS"/kafka_2.13-"$KAFKA_VERSION".jar >/dev/null || die "mvn did not fetch kafka_2.13-$KAFKA_VERSION.jar"
   touch "$KAFKA_HOME/.complete"
 }

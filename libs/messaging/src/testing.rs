@@ -7,6 +7,8 @@ use std::time::Duration;
 use anyhow::Context;
 use contracts::{Envelope, Message};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message as _;
 use service_kit::settings::KafkaSettings;
 
@@ -61,14 +63,27 @@ impl TopicReader {
     }
 
     /// The next envelope on the topic, or `None` if none arrives within `timeout`.
+    ///
+    /// The topic may not exist yet: the service under test creates its
+    /// topics as it starts, and the broker does not create them on first
+    /// use. Until it does, the reader keeps waiting.
     pub async fn next(&self, timeout: Duration) -> anyhow::Result<Option<Envelope>> {
-        match tokio::time::timeout(timeout, self.consumer.recv()).await {
-            Err(_) => Ok(None),
-            Ok(received) => {
-                let message = received.context("read from the topic")?;
-                let envelope = serde_json::from_slice(message.payload().unwrap_or_default())
-                    .context("decode an envelope")?;
-                Ok(Some(envelope))
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let received = match tokio::time::timeout_at(deadline, self.consumer.recv()).await {
+                Err(_) => return Ok(None),
+                Ok(received) => received,
+            };
+            match received {
+                Err(KafkaError::MessageConsumption(RDKafkaErrorCode::UnknownTopicOrPartition)) => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                received => {
+                    let message = received.context("read from the topic")?;
+                    let envelope = serde_json::from_slice(message.payload().unwrap_or_default())
+                        .context("decode an envelope")?;
+                    return Ok(Some(envelope));
+                }
             }
         }
     }

@@ -91,12 +91,20 @@ fn view(booking: Booking, slip: Option<RoutingSlip>, with_slip: bool) -> Booking
     }
 }
 
+/// The booking row and its slip from one snapshot: they change together in
+/// one transaction (D13), and two separate reads could straddle it and show
+/// a compensated slip beside a booking still confirmed.
 async fn load_view(state: &AppState, booking_id: Uuid) -> Result<BookingView, ApiError> {
-    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
-    let booking = db::get(&mut conn, booking_id)
+    let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let booking = db::get(&mut tx, booking_id)
         .await?
         .ok_or_else(booking_not_found)?;
-    let slip = saga::store::get(&mut conn, booking_id).await?;
+    let slip = saga::store::get(&mut tx, booking_id).await?;
+    tx.commit().await.map_err(anyhow::Error::from)?;
     Ok(view(booking, slip, true))
 }
 
