@@ -34,6 +34,8 @@ pub struct System {
     pub booking: Option<TestService>,
     /// Settings booking is (re)started with, beside where the other services are.
     booking_settings: Vec<(&'static str, String)>,
+    /// Settings every service is (re)started with (a private broker's address).
+    shared_settings: Vec<(&'static str, String)>,
     pub client: Client,
 }
 
@@ -44,15 +46,28 @@ impl System {
 
     /// The whole system, with booking's settings overridden by `booking_settings`.
     pub async fn start_with(booking_settings: &[(&'static str, String)]) -> Self {
+        Self::start_on_broker(None, booking_settings).await
+    }
+
+    /// The whole system on `brokers` (a private broker the test stops and
+    /// restarts) instead of the shared test broker.
+    pub async fn start_on_broker(
+        brokers: Option<&str>,
+        booking_settings: &[(&'static str, String)],
+    ) -> Self {
+        let shared_settings: Vec<(&'static str, String)> = brokers
+            .map(|brokers| ("kafka.brokers", brokers.to_owned()))
+            .into_iter()
+            .collect();
         let database = TestDatabase::create().await.unwrap();
         let topic_prefix = unique_topic_prefix();
-        let inventory = spawn::<FlightInventory>(&database, &topic_prefix, &[])
+        let inventory = spawn::<FlightInventory>(&database, &topic_prefix, &shared_settings)
             .await
             .unwrap();
-        let payment = spawn::<Payment>(&database, &topic_prefix, &[])
+        let payment = spawn::<Payment>(&database, &topic_prefix, &shared_settings)
             .await
             .unwrap();
-        let notification = spawn::<Notification>(&database, &topic_prefix, &[])
+        let notification = spawn::<Notification>(&database, &topic_prefix, &shared_settings)
             .await
             .unwrap();
         let mut system = Self {
@@ -63,6 +78,7 @@ impl System {
             notification,
             booking: None,
             booking_settings: booking_settings.to_vec(),
+            shared_settings,
             client: Client::new(),
         };
         system.start_booking().await;
@@ -75,11 +91,26 @@ impl System {
             ("delegates.inventory_url", self.inventory.url("")),
             ("delegates.payment_url", self.payment_url("")),
         ];
+        overrides.extend(self.shared_settings.iter().cloned());
         overrides.extend(self.booking_settings.iter().cloned());
         let booking = spawn::<Booking>(&self.database, &self.topic_prefix, &overrides)
             .await
             .unwrap();
         self.booking = Some(booking);
+    }
+
+    /// Stops every service gracefully: their consumers leave their groups
+    /// while the broker is still there (a test on a private broker calls this
+    /// before the broker goes, or each consumer waits out its session).
+    pub async fn stop(mut self) {
+        if let Some(booking) = self.booking.take() {
+            booking.stop().await.unwrap();
+        }
+        if let Some(payment) = self.payment.take() {
+            payment.stop().await.unwrap();
+        }
+        self.notification.stop().await.unwrap();
+        self.inventory.stop().await.unwrap();
     }
 
     /// `http://…` of payment followed by `path`.
@@ -96,7 +127,7 @@ impl System {
 
     /// Starts payment again against the same database and topics.
     pub async fn start_payment(&mut self) {
-        let payment = spawn::<Payment>(&self.database, &self.topic_prefix, &[])
+        let payment = spawn::<Payment>(&self.database, &self.topic_prefix, &self.shared_settings)
             .await
             .unwrap();
         self.payment = Some(payment);

@@ -1,6 +1,7 @@
 //! The booking saga end to end: four services, the real broker, public APIs only.
 
 use serde_json::{json, Value};
+use test_support::broker::PrivateBroker;
 
 use crate::helpers::{
     booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE, PATIENCE,
@@ -487,4 +488,54 @@ async fn a_payment_that_goes_unanswered_is_compensated_and_a_late_capture_refund
     );
     assert_eq!(system.miles_balance("cust-silent").await, 20_000);
     assert_eq!(system.availability(flight).await["available"], 10);
+}
+
+#[tokio::test]
+async fn bookings_taken_while_the_broker_is_down_settle_once_it_is_back() {
+    let mut broker = PrivateBroker::start().await.unwrap();
+    // Step timeouts long enough that a broker restart on a slow machine stays
+    // inside the retry budget: what is under test is that nothing is lost.
+    let patient_steps = [
+        ("saga.hold_seats.timeout_ms", "60000".to_owned()),
+        ("saga.take_payment.timeout_ms", "60000".to_owned()),
+        ("saga.send_notification.timeout_ms", "60000".to_owned()),
+    ];
+    let system = System::start_on_broker(Some(&broker.address()), &patient_steps).await;
+    let flight = system.schedule_flight(20, "80.00").await;
+    let before = system
+        .book(&booking_body("cust-outage-0", flight, 1, Some(APPROVED), 0))
+        .await;
+    assert_eq!(system.settled(before).await["status"], "confirmed");
+
+    // The broker crashes (kill -9): bookings are still accepted, their
+    // commands wait in booking's outbox.
+    broker.kill().await.unwrap();
+    let mut during = Vec::new();
+    for i in 1..=5 {
+        let customer = format!("cust-outage-{i}");
+        during.push(
+            system
+                .book(&booking_body(&customer, flight, 1, Some(APPROVED), 0))
+                .await,
+        );
+    }
+    for booking_id in &during {
+        assert_eq!(system.booking(*booking_id).await["status"], "pending");
+    }
+
+    broker.restart().await.unwrap();
+    for booking_id in &during {
+        let booking = system.settled(*booking_id).await;
+        assert_eq!(booking["status"], "confirmed", "{booking:#}");
+        assert_eq!(
+            ledger(&system.payments(*booking_id).await),
+            owned(&[("capture", "card", "80.00")]),
+            "charged exactly once"
+        );
+    }
+    assert_eq!(
+        system.availability(flight).await,
+        json!({"capacity": 20, "available": 14, "held": 0, "sold": 6})
+    );
+    system.stop().await;
 }
