@@ -118,13 +118,7 @@ async fn main() -> anyhow::Result<ExitCode> {
     if args.rate == 0 || args.rate > MAX_RATE || args.seconds == 0 || args.seconds > MAX_SECONDS {
         bail!("--rate must be 1..={MAX_RATE} and --seconds 1..={MAX_SECONDS}");
     }
-    let steps: Vec<u64> = args
-        .steps
-        .iter()
-        .copied()
-        .filter(|rate| (1..=MAX_RATE).contains(rate))
-        .take(MAX_STEPS)
-        .collect();
+    let steps = bounded_rates(&args.steps);
     let step_seconds = args.step_seconds.clamp(2, 120);
 
     let http = reqwest::Client::builder()
@@ -134,13 +128,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         .pool_max_idle_per_host(args.max_in_flight)
         .build()
         .context("build the HTTP client")?;
-    let fixed_rates: Vec<u64> = args
-        .fixed_rates
-        .iter()
-        .copied()
-        .filter(|rate| (1..=MAX_RATE).contains(rate))
-        .take(MAX_STEPS)
-        .collect();
+    let fixed_rates = bounded_rates(&args.fixed_rates);
     let fixed_planned: u64 = fixed_rates.iter().map(|rate| rate * args.seconds).sum();
     let planned = if args.find_max {
         fixed_planned + steps.iter().map(|rate| rate * step_seconds).sum::<u64>()
@@ -291,6 +279,16 @@ async fn main() -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The rates within bounds, at most [`MAX_STEPS`] of them.
+fn bounded_rates(rates: &[u64]) -> Vec<u64> {
+    rates
+        .iter()
+        .copied()
+        .filter(|rate| (1..=MAX_RATE).contains(rate))
+        .take(MAX_STEPS)
+        .collect()
 }
 
 /// `url` without a trailing slash, if it is http on 127.0.0.1.
