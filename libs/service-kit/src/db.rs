@@ -68,10 +68,17 @@ pub fn compose_migrators(sources: &[&Migrator]) -> Migrator {
         .flat_map(|migrator| migrator.migrations.iter().cloned())
         .collect();
     migrations.sort_by_key(|migration| migration.version);
-    Migrator {
+    let mut composed = Migrator {
         migrations: migrations.into(),
         ..Migrator::DEFAULT
-    }
+    };
+    // During a rolling update, a canary or a rollback, an older release runs
+    // against a schema a newer one has migrated. Migrations only expand
+    // until no old release runs (docs/deployment.md), so the older code works
+    // on that schema and must start; a changed migration it does know is
+    // still refused by its checksum.
+    composed.set_ignore_missing(true);
+    composed
 }
 
 /// Applies the service's migrations in its own schema.
