@@ -194,23 +194,14 @@ async fn main() -> anyhow::Result<ExitCode> {
     for &rate in fixed_rates.iter() {
         let step = plan(rate, args.seconds, first_sequence);
         first_sequence += rate * args.seconds;
-        let cpu_before = CpuShares::read();
-        let figures = traffic::run_step(&http, &targets, &world, &step).await;
-        let cpu = CpuShares::read().since(&cpu_before);
+        let (figures, cpu) = measured_step(&http, &targets, &world, &step).await;
         println!("\nfixed rate {rate}/s for {} s:", args.seconds);
         print_figures(&figures, baseline.as_ref());
         print_cpu(&cpu);
         if let Some(why) = keeps_up(&figures, args.p99_bound_ms) {
             println!("  did not keep up: {why}");
         }
-        let settle = checker.wait_until_settled(SETTLE_BETWEEN_STEPS).await?;
-        if !settle.settled {
-            println!(
-                "  not settled {} s after the step: {} sagas open",
-                SETTLE_BETWEEN_STEPS.as_secs(),
-                settle.open_sagas
-            );
-        }
+        settle_after_step(&checker).await?;
     }
 
     if args.find_max {
@@ -218,9 +209,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         for rate in steps {
             let step = plan(rate, step_seconds, first_sequence);
             first_sequence += rate * step_seconds;
-            let cpu_before = CpuShares::read();
-            let figures = traffic::run_step(&http, &targets, &world, &step).await;
-            let cpu = CpuShares::read().since(&cpu_before);
+            let (figures, cpu) = measured_step(&http, &targets, &world, &step).await;
             let verdict = keeps_up(&figures, args.p99_bound_ms);
             println!(
                 "\nstep {rate}/s for {step_seconds} s: {}",
@@ -228,14 +217,7 @@ async fn main() -> anyhow::Result<ExitCode> {
             );
             print_figures(&figures, baseline.as_ref());
             print_cpu(&cpu);
-            let settle = checker.wait_until_settled(SETTLE_BETWEEN_STEPS).await?;
-            if !settle.settled {
-                println!(
-                    "  not settled {} s after the step: {} sagas open",
-                    SETTLE_BETWEEN_STEPS.as_secs(),
-                    settle.open_sagas
-                );
-            }
+            settle_after_step(&checker).await?;
             if verdict.is_some() {
                 break;
             }
@@ -252,10 +234,8 @@ async fn main() -> anyhow::Result<ExitCode> {
             ),
         }
     } else if fixed_rates.is_empty() {
-        let cpu_before = CpuShares::read();
-        let figures =
-            traffic::run_step(&http, &targets, &world, &plan(args.rate, args.seconds, 0)).await;
-        let cpu = CpuShares::read().since(&cpu_before);
+        let step = plan(args.rate, args.seconds, 0);
+        let (figures, cpu) = measured_step(&http, &targets, &world, &step).await;
         println!("\n{} bookings/s for {} s:", args.rate, args.seconds);
         print_figures(&figures, baseline.as_ref());
         print_cpu(&cpu);
@@ -334,6 +314,31 @@ async fn measure_baselines(args: &Args) -> anyhow::Result<Baselines> {
     let baselines = measured?;
     dropped?;
     Ok(baselines)
+}
+
+/// Runs one step and reads the cores each part of the system used meanwhile.
+async fn measured_step(
+    http: &reqwest::Client,
+    targets: &Targets,
+    world: &setup::World,
+    step: &StepPlan,
+) -> (StepFigures, Vec<(&'static str, f64)>) {
+    let cpu_before = CpuShares::read();
+    let figures = traffic::run_step(http, targets, world, step).await;
+    (figures, CpuShares::read().since(&cpu_before))
+}
+
+/// Lets the backlog of one step drain before the next, so it does not count against it.
+async fn settle_after_step(checker: &Checker) -> anyhow::Result<()> {
+    let settle = checker.wait_until_settled(SETTLE_BETWEEN_STEPS).await?;
+    if !settle.settled {
+        println!(
+            "  not settled {} s after the step: {} sagas open",
+            SETTLE_BETWEEN_STEPS.as_secs(),
+            settle.open_sagas
+        );
+    }
+    Ok(())
 }
 
 /// The cores each part of the system kept busy during a step.
