@@ -1,6 +1,8 @@
 //! flight-inventory's messages: the commands it accepts on
 //! `inventory.commands` (keyed by flight id), its replies on
-//! `booking.saga-replies`, and its domain events on `inventory.events`.
+//! `booking.saga-replies`, and the public events it publishes on
+//! `inventory.events`. Its own event-sourced events stay private: other
+//! services see only the versioned types below.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -31,7 +33,19 @@ pub struct ReleaseSeats {
     pub step: StepRef,
     pub flight_id: Uuid,
     pub hold_id: Uuid,
-    pub reason: String,
+    pub reason: ReleaseReason,
+}
+
+/// Why seats go back to inventory; recorded in the flight's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ReleaseReason {
+    /// The booking saga compensated its hold (payment declined, saga timed out…).
+    BookingFailed,
+    /// A confirmed booking was cancelled, and its sold seats returned.
+    BookingCancelled,
+    /// The airline cancelled the flight.
+    FlightCancelled,
 }
 
 impl Message for ReleaseSeats {
@@ -60,6 +74,19 @@ pub enum Refusal {
     FlightClosed,
     HoldNotActive,
     Invalid,
+}
+
+impl Refusal {
+    /// The refusal as it travels (its JSON string).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Refusal::FlightNotFound => "flight_not_found",
+            Refusal::SoldOut => "sold_out",
+            Refusal::FlightClosed => "flight_closed",
+            Refusal::HoldNotActive => "hold_not_active",
+            Refusal::Invalid => "invalid",
+        }
+    }
 }
 
 /// The seats are held.
@@ -116,18 +143,60 @@ impl Message for CommandRefused {
     const MESSAGE_TYPE: &'static str = "inventory.CommandRefused.v1";
 }
 
-/// One event of a flight's stream, as published on `inventory.events`:
-/// `event` is the event's own JSON (`{"type": "SeatsHeld", "data": {…}}`),
-/// `version` its position in the flight's stream, so consumers can detect
-/// gaps and ignore what they have already seen.
+/// The airline cancelled a flight: every booking on it is void. Published
+/// once, when the cancellation is recorded; `version` is the position of
+/// that record in the flight's history, so a consumer can tell a repeat.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct FlightEventRecorded {
+pub struct FlightCancelled {
     pub flight_id: Uuid,
     pub version: u64,
-    pub recorded_at: DateTime<Utc>,
-    pub event: serde_json::Value,
+    /// The airline's words, shown to the travellers.
+    pub reason: String,
+    pub cancelled_at: DateTime<Utc>,
 }
 
-impl Message for FlightEventRecorded {
-    const MESSAGE_TYPE: &'static str = "inventory.FlightEventRecorded.v1";
+impl Message for FlightCancelled {
+    const MESSAGE_TYPE: &'static str = "inventory.FlightCancelled.v1";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_refusal_reads_as_it_travels() {
+        for refusal in [
+            Refusal::FlightNotFound,
+            Refusal::SoldOut,
+            Refusal::FlightClosed,
+            Refusal::HoldNotActive,
+            Refusal::Invalid,
+        ] {
+            assert_eq!(
+                serde_json::to_value(refusal).unwrap(),
+                json!(refusal.as_str())
+            );
+        }
+    }
+
+    #[test]
+    fn release_reasons_travel_as_the_words_of_earlier_versions() {
+        for (reason, text) in [
+            (ReleaseReason::BookingFailed, "booking_failed"),
+            (ReleaseReason::BookingCancelled, "booking_cancelled"),
+            (ReleaseReason::FlightCancelled, "flight_cancelled"),
+        ] {
+            assert_eq!(serde_json::to_value(reason).unwrap(), json!(text));
+        }
+    }
+
+    #[test]
+    fn a_release_for_a_reason_nobody_defined_is_refused_not_guessed() {
+        let command = json!({
+            "step": {"saga_id": Uuid::nil(), "step": "ReleaseSeats", "attempt": 1},
+            "flight_id": Uuid::nil(), "hold_id": Uuid::nil(), "reason": "because",
+        });
+        assert!(serde_json::from_value::<ReleaseSeats>(command).is_err());
+    }
 }

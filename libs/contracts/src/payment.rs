@@ -141,6 +141,20 @@ pub enum PaymentRefusal {
     Invalid,
 }
 
+impl PaymentRefusal {
+    /// The refusal as it travels (its JSON string).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            PaymentRefusal::CardDeclined => "card_declined",
+            PaymentRefusal::InsufficientFunds => "insufficient_funds",
+            PaymentRefusal::InsufficientMiles => "insufficient_miles",
+            PaymentRefusal::UnknownCard => "unknown_card",
+            PaymentRefusal::PaymentClosed => "payment_closed",
+            PaymentRefusal::Invalid => "invalid",
+        }
+    }
+}
+
 /// The payment was refused; nothing was captured.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PaymentRefused {
@@ -183,6 +197,23 @@ impl Message for PaymentRefunded {
 mod tests {
     use super::*;
     use crate::money::Currency;
+
+    #[test]
+    fn a_payment_refusal_reads_as_it_travels() {
+        for refusal in [
+            PaymentRefusal::CardDeclined,
+            PaymentRefusal::InsufficientFunds,
+            PaymentRefusal::InsufficientMiles,
+            PaymentRefusal::UnknownCard,
+            PaymentRefusal::PaymentClosed,
+            PaymentRefusal::Invalid,
+        ] {
+            assert_eq!(
+                serde_json::to_value(refusal).unwrap(),
+                serde_json::Value::from(refusal.as_str())
+            );
+        }
+    }
 
     fn usd(amount: &str) -> Money {
         Money::parse(amount, Currency::Usd).unwrap()

@@ -3,12 +3,15 @@
 
 use std::marker::PhantomData;
 use std::num::NonZeroU64;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::cache::StateCache;
 use crate::metrics::record_snapshot;
 use crate::{AppendError, EventStore, ExecuteError, NewEvent, RecordedEvent, Snapshot, StoreError};
 
@@ -54,7 +57,7 @@ impl SnapshotPolicy {
         NonZeroU64::new(interval).map_or(SnapshotPolicy::Never, SnapshotPolicy::Every)
     }
 
-    fn due(self, from_version: u64, to_version: u64) -> bool {
+    pub(crate) fn due(self, from_version: u64, to_version: u64) -> bool {
         match self {
             SnapshotPolicy::Never => false,
             SnapshotPolicy::Every(interval) => {
@@ -76,6 +79,8 @@ pub struct Repository<A, S> {
     store: S,
     snapshots: SnapshotPolicy,
     max_attempts: u32,
+    /// The states this process decided on last (see [`StateCache`]); shared by clones.
+    pub(crate) recent: Option<Arc<StateCache<A>>>,
     aggregate: PhantomData<fn() -> A>,
 }
 
@@ -85,9 +90,31 @@ impl<A, S: Clone> Clone for Repository<A, S> {
             store: self.store.clone(),
             snapshots: self.snapshots,
             max_attempts: self.max_attempts,
+            recent: self.recent.clone(),
             aggregate: PhantomData,
         }
     }
+}
+
+/// What a command decided, and the state after it.
+#[derive(Debug)]
+pub struct Executed<A: Aggregate, R> {
+    /// The state after the decision's events, at the stream's new version.
+    pub state: Loaded<A>,
+    /// The version the decision was made on: its events are numbered from the next one.
+    pub decided_on: u64,
+    /// What was appended; empty when the decision changed nothing.
+    pub events: Vec<A::Event>,
+    /// What the decision returned beside its events.
+    pub outcome: R,
+}
+
+/// A short, randomized pause before deciding again, so the losers of a
+/// conflict do not collide again in lockstep.
+pub(crate) async fn back_off(attempt: u32) {
+    let ceiling_ms = u64::from(attempt.min(6)) * 2;
+    let jitter_ms = (uuid::Uuid::new_v4().as_u128() % 1000) as u64 * ceiling_ms / 1000;
+    tokio::time::sleep(Duration::from_millis(1 + jitter_ms)).await;
 }
 
 impl<A: Aggregate, S: EventStore> Repository<A, S> {
@@ -98,8 +125,24 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
             store,
             snapshots: SnapshotPolicy::default(),
             max_attempts: Self::DEFAULT_MAX_ATTEMPTS,
+            recent: None,
             aggregate: PhantomData,
         }
+    }
+
+    /// Keeps the latest state of up to `streams` streams this process decided
+    /// on, so in-transaction loads ([`Repository::load_in`]) of a stream
+    /// nobody else changed cost one index read.
+    pub fn with_state_cache(mut self, streams: usize) -> Self
+    where
+        A: Clone,
+    {
+        self.recent = Some(Arc::new(StateCache::new(streams)));
+        self
+    }
+
+    pub(crate) fn max_attempts(&self) -> u32 {
+        self.max_attempts
     }
 
     pub fn with_snapshots(mut self, policy: SnapshotPolicy) -> Self {
@@ -204,6 +247,7 @@ impl<A: Aggregate, S: EventStore> Repository<A, S> {
                 Err(AppendError::Unexpected(error)) => return Err(ExecuteError::Unexpected(error)),
                 Err(conflict) => {
                     tracing::debug!(attempt, error = %conflict, "append lost a race; retrying");
+                    back_off(attempt).await;
                 }
             }
         }

@@ -47,6 +47,11 @@ pub enum ExecuteError<E> {
     /// The command was refused by the aggregate's decision.
     #[error(transparent)]
     Rejected(E),
+    /// Another writer appended first; decide again in a new transaction
+    /// (from [`Repository::execute_in`](crate::Repository::execute_in), which
+    /// cannot retry inside its caller's transaction).
+    #[error(transparent)]
+    Conflict(AppendError),
     /// Every attempt lost a race with another writer.
     #[error("stream {stream} kept changing; gave up after {attempts} attempts")]
     TooManyConflicts { stream: String, attempts: u32 },

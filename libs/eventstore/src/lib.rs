@@ -16,9 +16,13 @@
 //!   decide, append with the expected version, retry on conflict. Rolling
 //!   snapshots every N events, ignored when the aggregate's schema version
 //!   changes. Time travel: [`Repository::load_as_of_version`],
-//!   [`Repository::load_as_of`]. [`PgEventStore::load_in`] loads inside the
-//!   caller's transaction; a [`StateCache`] answers it from memory while the
-//!   stream's head is still the event the cached state was folded up to.
+//!   [`Repository::load_as_of`].
+//! - [`Repository::execute_in`]: the same command loop inside the caller's
+//!   transaction, so the events commit with whatever else it writes (the
+//!   outbox, a consumer's inbox row), the snapshot too. With
+//!   [`Repository::with_state_cache`], its loads are answered from memory
+//!   while the stream's head is still the event the cached state was folded
+//!   up to ([`StateCache`]).
 //! - [`ProjectionRunner`]: feeds a [`Projection`]'s read model, writing its
 //!   checkpoint in the read model's transaction (effectively once), and
 //!   rebuilds it beside the live copy with an atomic swap.
@@ -129,7 +133,7 @@ mod projection;
 mod store;
 mod subscription;
 
-pub use aggregate::{encode, Aggregate, Loaded, Repository, SnapshotPolicy};
+pub use aggregate::{encode, Aggregate, Executed, Loaded, Repository, SnapshotPolicy};
 pub use cache::StateCache;
 pub use error::{AppendError, ExecuteError, ProjectionError, StoreError};
 pub use event::{NewEvent, Position, RecordedEvent, Snapshot};

@@ -6,16 +6,17 @@ use std::time::Instant;
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
+use futures::future::BoxFuture;
 use futures::StreamExt;
 use sqlx::postgres::{PgListener, PgPool};
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
-use crate::aggregate::{fold, start_from};
+use crate::aggregate::{back_off, encode, fold, start_from, Executed};
 use crate::metrics::{record_append, record_snapshot, AppendOutcome};
 use crate::{
-    Aggregate, AppendError, AppendNotifications, EventStore, Loaded, NewEvent, Position,
-    RecordedEvent, Repository, Snapshot, SnapshotPolicy, StoreError,
+    Aggregate, AppendError, AppendNotifications, EventStore, ExecuteError, Loaded, NewEvent,
+    Position, RecordedEvent, Repository, Snapshot, SnapshotPolicy, StoreError,
 };
 
 /// The unique constraint that decides which of two racing appends wins.
@@ -599,4 +600,132 @@ pub(crate) fn u64_from_db(value: i64) -> anyhow::Result<u64> {
 
 pub(crate) fn i64_to_db(value: u64) -> anyhow::Result<i64> {
     i64::try_from(value).with_context(|| format!("value {value} does not fit a bigint"))
+}
+
+/// The command loop inside the caller's transaction: what a service uses when
+/// a change must commit with other writes (the outbox, the inbox row).
+impl<A: Aggregate + Clone> Repository<A, PgEventStore> {
+    /// The current state, read in `conn`'s transaction (so it includes what
+    /// that transaction appended), from the state cache when the stream's
+    /// head is still where the cached state was folded up to.
+    pub async fn load_in(
+        &self,
+        conn: &mut PgConnection,
+        stream: &str,
+    ) -> Result<Loaded<A>, StoreError> {
+        match &self.recent {
+            Some(cache) => cache.load_in(self, conn, stream).await,
+            None => PgEventStore::load_in(self, conn, stream).await,
+        }
+    }
+
+    /// Load, `decide` (pure), append expecting the loaded version — once, in
+    /// `conn`'s transaction, with a snapshot in the same transaction when the
+    /// policy says one is due. The caller writes whatever else belongs with
+    /// the events (outbox rows) in the same transaction, then commits.
+    ///
+    /// Another writer that appended first is [`ExecuteError::Conflict`]: the
+    /// append's savepoint is rolled back, but deciding again must happen in
+    /// a *new* transaction (this one may be older than the winner's, and the
+    /// global log must stay in commit order), so it is the transaction
+    /// owner's to retry: [`execute_committed`](Self::execute_committed) does,
+    /// a message consumer does by applying the message again.
+    #[tracing::instrument(skip_all, fields(stream = %stream), err(level = "debug"))]
+    pub async fn execute_in<R, E>(
+        &self,
+        conn: &mut PgConnection,
+        stream: &str,
+        decide: impl Fn(&A) -> Result<(Vec<A::Event>, R), E>,
+    ) -> Result<Executed<A, R>, ExecuteError<E>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        let loaded = self.load_in(conn, stream).await?;
+        let (events, outcome) = decide(&loaded.state).map_err(ExecuteError::Rejected)?;
+        if events.is_empty() {
+            return Ok(Executed {
+                decided_on: loaded.version,
+                state: loaded,
+                events,
+                outcome,
+            });
+        }
+        let encoded = encode::<A>(&events)?;
+        let version = match PgEventStore::append_in(conn, stream, loaded.version, &encoded).await {
+            Ok(version) => version,
+            Err(error) if error.is_conflict() => return Err(ExecuteError::Conflict(error)),
+            Err(error) => {
+                return Err(ExecuteError::Unexpected(
+                    anyhow::Error::new(error).context("append the decided events"),
+                ))
+            }
+        };
+        let decided_on = loaded.version;
+        let mut state = loaded.state;
+        for event in &events {
+            state.apply(event);
+        }
+        let appended = Loaded { state, version };
+        if let (Some(cache), Some(head)) = (&self.recent, encoded.last()) {
+            cache.remember(stream, &appended, head.event_id);
+        }
+        if self.snapshot_policy().due(decided_on, version) {
+            let snapshot = Snapshot {
+                stream_id: stream.to_owned(),
+                version,
+                schema_version: A::SCHEMA_VERSION,
+                state: serde_json::to_value(&appended.state).context("encode the snapshot")?,
+            };
+            // In the same transaction: the snapshot exists only if its events do.
+            PgEventStore::save_snapshot_in(conn, &snapshot).await?;
+        }
+        Ok(Executed {
+            state: appended,
+            decided_on,
+            events,
+            outcome,
+        })
+    }
+
+    /// [`execute_in`](Self::execute_in) in a transaction of its own: `also`
+    /// writes what belongs with the events (outbox rows) in it, then it
+    /// commits and wakes subscribers. A conflict starts over in a new
+    /// transaction after a short randomized pause, up to the configured
+    /// attempts. Holds one connection at a time.
+    pub async fn execute_committed<R, E>(
+        &self,
+        stream: &str,
+        decide: impl Fn(&A) -> Result<(Vec<A::Event>, R), E>,
+        also: impl for<'c> Fn(
+            &'c mut PgConnection,
+            &'c Executed<A, R>,
+        ) -> BoxFuture<'c, anyhow::Result<()>>,
+    ) -> Result<Executed<A, R>, ExecuteError<E>>
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        for attempt in 1..=self.max_attempts() {
+            let mut tx = self.store().pool().begin().await.context("begin")?;
+            match self.execute_in(&mut tx, stream, &decide).await {
+                Ok(executed) => {
+                    also(&mut tx, &executed).await?;
+                    tx.commit().await.context("commit the events")?;
+                    if !executed.events.is_empty() {
+                        self.store().notify_appended().await;
+                    }
+                    return Ok(executed);
+                }
+                Err(ExecuteError::Conflict(error)) => {
+                    drop(tx);
+                    tracing::debug!(attempt, %error, "append lost a race; deciding again");
+                    back_off(attempt).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        Err(ExecuteError::TooManyConflicts {
+            stream: stream.to_owned(),
+            attempts: self.max_attempts(),
+        })
+    }
 }

@@ -105,6 +105,12 @@ pub trait MessageHandler: Send + Sync + 'static {
         conn: &'a mut PgConnection,
         message: &'a Incoming,
     ) -> BoxFuture<'a, Result<(), HandlerError>>;
+
+    /// Runs after a commit that applied at least one of this handler's
+    /// messages: work that must see them committed (waking a reader).
+    fn after_commit(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 /// Running totals, for tests and diagnostics.
@@ -531,6 +537,12 @@ impl Consumer {
         tx.commit().await.context("commit a batch")?;
         // What the handlers wrote to the outbox is committed now: publish it at once.
         OUTBOX_WRITTEN.wake();
+        if outcomes
+            .iter()
+            .any(|(outcome, _)| matches!(outcome, Outcome::Applied))
+        {
+            self.handler.after_commit().await;
+        }
         self.stats.inner.batches.fetch_add(1, Ordering::Relaxed);
         let committed = outcomes.len();
         for (outcome, elapsed) in outcomes {
@@ -738,6 +750,9 @@ impl Consumer {
         let outcome = self.apply_in(&mut tx, incoming).await?;
         tx.commit().await?;
         OUTBOX_WRITTEN.wake();
+        if matches!(outcome, Outcome::Applied) {
+            self.handler.after_commit().await;
+        }
         Ok(outcome)
     }
 

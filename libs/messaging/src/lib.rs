@@ -4,6 +4,9 @@
 //!   transaction; [`outbox::OutboxRelay`] publishes committed messages;
 //! - [`consumer`]: [`consumer::Consumer`] applies each message effectively
 //!   once through the inbox, with retries and dead letters;
+//! - [`participant`]: the kit a service applies its messages with —
+//!   handlers registered per message type with their payload type, decoded
+//!   once, replies to the saga through one helper, an after-commit hook;
 //! - [`dead_letters`]: parked messages, listed and replayed over HTTP and CLI;
 //! - [`topics`]: topic bootstrap;
 //! - [`BrokerReadiness`]: the readiness check for `/health/ready`.
@@ -14,6 +17,7 @@
 pub mod consumer;
 pub mod dead_letters;
 pub mod outbox;
+pub mod participant;
 pub mod producer;
 mod settings;
 #[cfg(feature = "testing")]
@@ -25,6 +29,7 @@ mod wiring;
 
 pub use consumer::{Consumer, HandlerError, Incoming, MessageHandler};
 pub use outbox::{enqueue, OutboxRelay};
+pub use participant::{Delivery, Handles, Participant};
 pub use producer::Producer;
 pub use service_kit::settings::{ConsumerSettings, KafkaSettings, RelaySettings};
 pub use settings::BrokerReadiness;

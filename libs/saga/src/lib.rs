@@ -9,18 +9,27 @@
 //!   service's [`StepExecutor`] write the resulting commands in the same
 //!   transaction; runs the timer worker.
 //!
+//! - [`step`]: steps as types. The owning service names its steps once, as
+//!   an enum implementing [`SagaStep`], builds its itinerary from them, is
+//!   handed them back by the orchestrator, and reads each step's result
+//!   back with its type ([`RoutingSlip::result_of`]).
+//!
 //! The library knows no step by name: the owning service defines its
-//! itinerary, turns actions into commands and replies into [`Reply`]s.
+//! itinerary, turns steps into commands and replies into [`Reply`]s.
 
 pub mod orchestrator;
 pub mod slip;
+pub mod step;
 pub mod store;
 
-pub use orchestrator::{Orchestrator, ReplyOutcome, SagaError, StepExecutor, TimerSettings};
+pub use orchestrator::{
+    Cancellation, Orchestrator, ReplyOutcome, SagaError, StepExecutor, TimerSettings,
+};
 pub use slip::{
     Action, Phase, Reply, RetryPolicy, RoutingSlip, SagaStatus, SlipError, StepDefinition,
     StepKind, StepOutcome,
 };
+pub use step::{ResultError, SagaStep};
 
 /// The `sagas` table (migration 3001), composed into the owning service's migrator.
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

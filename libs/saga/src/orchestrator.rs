@@ -14,16 +14,22 @@ use uuid::Uuid;
 use crate::slip::{
     Action, Reply, ReplyDisposition, RoutingSlip, SagaStatus, SlipError, StepDefinition,
 };
+use crate::step::SagaStep;
 use crate::store;
 
-/// What the owning service supplies: how a step becomes a command, and what
-/// it mirrors when a slip changes.
+/// What the owning service supplies: its steps, how each becomes a command,
+/// and what it mirrors when a slip changes.
 pub trait StepExecutor: Send + Sync + 'static {
-    /// Writes the command for `action` (through the outbox, on `conn`).
+    /// The saga's steps; the slip's step names are read back as these.
+    type Step: SagaStep;
+
+    /// Writes the command for `step` (through the outbox, on `conn`);
+    /// `action` says which attempt and in which phase.
     fn execute<'a>(
         &'a self,
         conn: &'a mut PgConnection,
         slip: &'a RoutingSlip,
+        step: Self::Step,
         action: &'a Action,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
 
@@ -44,6 +50,15 @@ pub enum SagaError {
     Refused(#[from] SlipError),
     #[error(transparent)]
     Unexpected(#[from] anyhow::Error),
+}
+
+/// Why a saga is being undone: the reason the customer is shown, and
+/// variables the service sets on the slip with it (who cancelled, say), so
+/// the compensations can act on typed data instead of parsing the reason.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Cancellation {
+    pub reason: String,
+    pub variables: serde_json::Map<String, serde_json::Value>,
 }
 
 /// What a reply did.
@@ -149,12 +164,14 @@ impl<E: StepExecutor> Orchestrator<E> {
         &self,
         conn: &mut PgConnection,
         saga_id: Uuid,
-        reason: &str,
+        cancellation: Cancellation,
         then: Vec<StepDefinition>,
         now: DateTime<Utc>,
     ) -> Result<RoutingSlip, SagaError> {
         self.change(conn, saga_id, |slip| {
-            slip.cancel(reason, then, now).map(Some)
+            let actions = slip.cancel(cancellation.reason, then, now)?;
+            slip.variables.extend(cancellation.variables);
+            Ok(Some(actions))
         })
         .await
         .map(|changed| changed.map(|(slip, _)| slip))?
@@ -272,7 +289,14 @@ impl<E: StepExecutor> Orchestrator<E> {
                     .increment(1);
             }
             tracing::debug!(saga_id = %slip.saga_id, step = action.step, attempt = action.attempt, phase = ?action.phase, "executing saga step");
-            self.executor.execute(conn, slip, action).await?;
+            let step = E::Step::from_name(&action.step).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "saga {} has a step {} this code does not know",
+                    slip.saga_id,
+                    action.step
+                )
+            })?;
+            self.executor.execute(conn, slip, step, action).await?;
         }
         Ok(())
     }

@@ -19,7 +19,7 @@ use uuid::Uuid;
 
 use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
 use crate::request::{self, CreateBooking};
-use crate::steps::{self, BookingVariables, Canceller};
+use crate::steps::{self, cancellation, BookingStep, BookingVariables, Canceller};
 use crate::AppState;
 
 /// The longest `Prefer: wait` the API promises; the service may honour less
@@ -372,11 +372,11 @@ pub async fn cancel(
         )
         .with_type("flight-departed"));
     }
-    let reason = steps::cancellation_reason(Canceller::Customer, detail);
-    let then = vec![state.saga.notification_step(steps::SEND_CANCELLATION)];
+    let cancellation = cancellation(Canceller::Customer, detail);
+    let then = vec![state.saga.notification_step(BookingStep::SendCancellation)];
     match state
         .orchestrator
-        .cancel(&mut tx, booking_id, &reason, then, Utc::now())
+        .cancel(&mut tx, booking_id, cancellation, then, Utc::now())
         .await
     {
         Ok(_) => tx.commit().await.map_err(anyhow::Error::from)?,
@@ -534,16 +534,15 @@ pub async fn compensate_saga(
     let current = saga::store::load_for_update(&mut tx, saga_id)
         .await?
         .ok_or_else(|| ApiError::not_found("no such saga").with_type("saga-not-found"))?;
-    let confirmation_sent = current.step_data(steps::SEND_CONFIRMATION).is_some();
-    let then = if confirmation_sent {
-        vec![state.saga.notification_step(steps::SEND_CORRECTION)]
+    let then = if steps::variables::confirmation_sent(&current)? {
+        vec![state.saga.notification_step(BookingStep::SendCorrection)]
     } else {
         Vec::new()
     };
-    let reason = steps::cancellation_reason(Canceller::Operator, "");
+    let cancellation = cancellation(Canceller::Operator, "");
     let slip = state
         .orchestrator
-        .cancel(&mut tx, saga_id, &reason, then, Utc::now())
+        .cancel(&mut tx, saga_id, cancellation, then, Utc::now())
         .await
         .map_err(saga_error)?;
     tx.commit().await.map_err(anyhow::Error::from)?;

@@ -6,15 +6,15 @@
 //! - [`request`]: the booking request, its validation and fingerprint;
 //! - [`delegates`]: the synchronous questions booking asks before a saga
 //!   starts (a quote from flight-inventory, a card token from payment);
-//! - [`steps`]: the saga's itinerary, its commands and the replies' meaning;
-//! - [`consumers`]: participants' replies and flight-inventory's events;
+//! - [`steps`]: the saga, step by step: itinerary, commands, replies, status;
+//! - [`flight_cancellations`]: an airline's cancellation cancels the flight's bookings;
 //! - [`watch`]: `Prefer: wait`, by LISTEN/NOTIFY;
 //! - [`db`]: the `bookings` table.
 
 pub mod api;
-pub mod consumers;
 pub mod db;
 pub mod delegates;
+pub mod flight_cancellations;
 pub mod request;
 pub mod steps;
 pub mod watch;
@@ -33,9 +33,9 @@ use service_kit::{Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
-use crate::consumers::{FlightEvents, SagaReplies};
 use crate::delegates::{DelegateSettings, Delegates};
-use crate::steps::{BookingSteps, SagaSettings};
+use crate::flight_cancellations::FlightCancellations;
+use crate::steps::{BookingSteps, SagaReplies, SagaSettings};
 use crate::watch::BookingWatch;
 
 static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/booking");
@@ -117,21 +117,27 @@ impl Service for Booking {
             .with_state(state);
 
         let replies = messaging::Consumer::new(
-            consumers::REPLIES_CONSUMER,
+            steps::replies::CONSUMER,
             &[topics::SAGA_REPLIES],
-            Arc::new(SagaReplies {
-                orchestrator: orchestrator.clone(),
-            }),
+            Arc::new(
+                SagaReplies {
+                    orchestrator: orchestrator.clone(),
+                }
+                .participant(),
+            ),
             pool.clone(),
             &settings.kafka,
         );
         let flight_events = messaging::Consumer::new(
-            consumers::FLIGHT_EVENTS_CONSUMER,
+            flight_cancellations::CONSUMER,
             &[topics::INVENTORY_EVENTS],
-            Arc::new(FlightEvents {
-                orchestrator: orchestrator.clone(),
-                saga: saga_settings.clone(),
-            }),
+            Arc::new(
+                FlightCancellations {
+                    orchestrator: orchestrator.clone(),
+                    saga: saga_settings.clone(),
+                }
+                .participant(),
+            ),
             pool.clone(),
             &settings.kafka,
         );

@@ -13,15 +13,11 @@ use contracts::inventory::{
     SeatsReleased,
 };
 use contracts::saga::StepRef;
-use contracts::{topics, Envelope, Message};
-use futures::future::BoxFuture;
-use messaging::{HandlerError, Incoming, MessageHandler};
-use sqlx::PgConnection;
+use messaging::{Delivery, HandlerError, Handles, Participant};
 use uuid::Uuid;
 
 use crate::domain::decide;
 use crate::domain::error::FlightError;
-use crate::domain::events::ReleaseReason;
 use crate::store::{CommandError, FlightStore};
 
 /// The consumer's name: its consumer group and its inbox key.
@@ -33,48 +29,26 @@ pub struct SeatCommands {
     pub hold_ttl: TimeDelta,
 }
 
-impl MessageHandler for SeatCommands {
-    fn message_types(&self) -> &[&'static str] {
-        &[
-            HoldSeats::MESSAGE_TYPE,
-            ReleaseSeats::MESSAGE_TYPE,
-            ConfirmSeats::MESSAGE_TYPE,
-        ]
-    }
-
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        message: &'a Incoming,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let envelope = &message.envelope;
-            match envelope.message_type.as_str() {
-                HoldSeats::MESSAGE_TYPE => {
-                    let command = envelope.decode::<HoldSeats>()?.payload;
-                    self.hold(conn, envelope, command).await
-                }
-                ReleaseSeats::MESSAGE_TYPE => {
-                    let command = envelope.decode::<ReleaseSeats>()?.payload;
-                    self.release(conn, envelope, command).await
-                }
-                ConfirmSeats::MESSAGE_TYPE => {
-                    let command = envelope.decode::<ConfirmSeats>()?.payload;
-                    self.confirm(conn, envelope, command).await
-                }
-                other => Err(HandlerError::Permanent(anyhow::anyhow!(
-                    "unexpected message type {other}"
-                ))),
-            }
-        })
+impl SeatCommands {
+    /// The seat commands, as the consumer applies them. After each commit
+    /// the event store's subscribers (the search projection) are woken.
+    pub fn participant(self) -> Participant<Self> {
+        let store = self.store.clone();
+        Participant::new(self)
+            .on::<HoldSeats>()
+            .on::<ReleaseSeats>()
+            .on::<ConfirmSeats>()
+            .after_commit(move || {
+                let store = store.clone();
+                async move { store.notify_appended().await }
+            })
     }
 }
 
-impl SeatCommands {
-    async fn hold(
+impl Handles<HoldSeats> for SeatCommands {
+    async fn handle(
         &self,
-        conn: &mut PgConnection,
-        cause: &Envelope,
+        mut delivery: Delivery<'_>,
         command: HoldSeats,
     ) -> Result<(), HandlerError> {
         let hold = decide::HoldSeats {
@@ -86,120 +60,118 @@ impl SeatCommands {
         let now = Utc::now();
         let decided = self
             .store
-            .decide_in(conn, command.flight_id, Some(cause), |flight| {
-                Ok((flight.hold_seats(hold, now)?, ()))
-            })
+            .decide_in(
+                delivery.conn,
+                command.flight_id,
+                Some(delivery.cause),
+                |flight| Ok((flight.hold_seats(hold, now)?, ())),
+            )
             .await;
-        match decided {
-            Ok(decided) => {
-                // A retried command decides nothing new; its reply repeats the original's.
-                let Some(held) = decided.flight.hold(command.hold_id) else {
-                    return Err(HandlerError::Transient(anyhow::anyhow!(
-                        "hold {} missing after it was decided",
-                        command.hold_id
-                    )));
-                };
-                let reply = SeatsHeld {
-                    step: command.step.clone(),
-                    flight_id: command.flight_id,
-                    hold_id: command.hold_id,
-                    seats: held.seats,
-                    fare: held.fare,
-                    total: held.total,
-                    expires_at: held.expires_at,
-                };
-                send_reply(conn, cause, &command.step, reply).await
-            }
-            Err(error) => {
-                self.refuse(conn, cause, command.step, command.flight_id, error)
-                    .await
-            }
-        }
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(error) => return refuse(delivery, command.step, command.flight_id, error).await,
+        };
+        // A retried command decides nothing new; its reply repeats the original's.
+        let Some(held) = decided.flight.hold(command.hold_id) else {
+            return Err(HandlerError::Transient(anyhow::anyhow!(
+                "hold {} missing after it was decided",
+                command.hold_id
+            )));
+        };
+        let reply = SeatsHeld {
+            step: command.step.clone(),
+            flight_id: command.flight_id,
+            hold_id: command.hold_id,
+            seats: held.seats,
+            fare: held.fare,
+            total: held.total,
+            expires_at: held.expires_at,
+        };
+        delivery.reply(&command.step, reply).await
     }
+}
 
-    async fn release(
+impl Handles<ReleaseSeats> for SeatCommands {
+    async fn handle(
         &self,
-        conn: &mut PgConnection,
-        cause: &Envelope,
+        mut delivery: Delivery<'_>,
         command: ReleaseSeats,
     ) -> Result<(), HandlerError> {
-        let reason = release_reason(&command.reason);
         let decided = self
             .store
-            .decide_in(conn, command.flight_id, Some(cause), |flight| {
-                // Nothing to release on a flight that does not exist: the compensation is done.
-                if flight.scheduled().is_none() {
-                    return Ok((Vec::new(), ()));
-                }
-                Ok((flight.release_seats(command.hold_id, reason)?, ()))
-            })
+            .decide_in(
+                delivery.conn,
+                command.flight_id,
+                Some(delivery.cause),
+                |flight| {
+                    // Nothing to release on a flight that does not exist: the compensation is done.
+                    if flight.scheduled().is_none() {
+                        return Ok((Vec::new(), ()));
+                    }
+                    Ok((flight.release_seats(command.hold_id, command.reason)?, ()))
+                },
+            )
             .await;
-        match decided {
-            Ok(_) => {
-                let reply = SeatsReleased {
-                    step: command.step.clone(),
-                    flight_id: command.flight_id,
-                    hold_id: command.hold_id,
-                };
-                send_reply(conn, cause, &command.step, reply).await
-            }
-            Err(error) => {
-                self.refuse(conn, cause, command.step, command.flight_id, error)
-                    .await
-            }
+        if let Err(error) = decided {
+            return refuse(delivery, command.step, command.flight_id, error).await;
         }
+        let reply = SeatsReleased {
+            step: command.step.clone(),
+            flight_id: command.flight_id,
+            hold_id: command.hold_id,
+        };
+        delivery.reply(&command.step, reply).await
     }
+}
 
-    async fn confirm(
+impl Handles<ConfirmSeats> for SeatCommands {
+    async fn handle(
         &self,
-        conn: &mut PgConnection,
-        cause: &Envelope,
+        mut delivery: Delivery<'_>,
         command: ConfirmSeats,
     ) -> Result<(), HandlerError> {
         let now = Utc::now();
         let decided = self
             .store
-            .decide_in(conn, command.flight_id, Some(cause), |flight| {
-                Ok((flight.confirm_seats(command.hold_id, now)?, ()))
-            })
+            .decide_in(
+                delivery.conn,
+                command.flight_id,
+                Some(delivery.cause),
+                |flight| Ok((flight.confirm_seats(command.hold_id, now)?, ())),
+            )
             .await;
-        match decided {
-            Ok(_) => {
-                let reply = SeatsConfirmed {
-                    step: command.step.clone(),
-                    flight_id: command.flight_id,
-                    hold_id: command.hold_id,
-                };
-                send_reply(conn, cause, &command.step, reply).await
-            }
-            Err(error) => {
-                self.refuse(conn, cause, command.step, command.flight_id, error)
-                    .await
-            }
+        if let Err(error) = decided {
+            return refuse(delivery, command.step, command.flight_id, error).await;
         }
+        let reply = SeatsConfirmed {
+            step: command.step.clone(),
+            flight_id: command.flight_id,
+            hold_id: command.hold_id,
+        };
+        delivery.reply(&command.step, reply).await
     }
+}
 
-    async fn refuse(
-        &self,
-        conn: &mut PgConnection,
-        cause: &Envelope,
-        step: StepRef,
-        flight_id: Uuid,
-        error: CommandError,
-    ) -> Result<(), HandlerError> {
-        let refusal = match error {
-            CommandError::Unexpected(error) => return Err(HandlerError::Transient(error)),
-            CommandError::Refused(refusal) => refusal,
-        };
-        tracing::info!(%flight_id, step = step.step, refusal = %refusal, "seat command refused");
-        let reply = CommandRefused {
-            step: step.clone(),
-            flight_id,
-            refusal: refusal_of(&refusal),
-            detail: refusal.to_string(),
-        };
-        send_reply(conn, cause, &step, reply).await
-    }
+/// Answers a refused command with why; an unexpected failure is left to the
+/// consumer to retry.
+async fn refuse(
+    mut delivery: Delivery<'_>,
+    step: StepRef,
+    flight_id: Uuid,
+    error: CommandError,
+) -> Result<(), HandlerError> {
+    let refusal = match error {
+        CommandError::Unexpected(error) => return Err(HandlerError::Transient(error)),
+        CommandError::Refused(refusal) => refusal,
+    };
+    tracing::info!(%flight_id, step = step.step, refusal = %refusal, "seat command refused");
+    let reply = CommandRefused {
+        step: step.clone(),
+        flight_id,
+        refusal: refusal_of(&refusal),
+        detail: refusal.to_string(),
+    };
+    delivery.reply(&step, reply).await
 }
 
 /// How a domain refusal reads to the saga.
@@ -218,30 +190,4 @@ fn refusal_of(error: &FlightError) -> Refusal {
         | FlightError::HoldMismatch { .. }
         | FlightError::CurrencyMismatch { .. } => Refusal::Invalid,
     }
-}
-
-/// The contract carries the reason as text; the domain knows three.
-fn release_reason(reason: &str) -> ReleaseReason {
-    match reason {
-        "booking_cancelled" => ReleaseReason::BookingCancelled,
-        "flight_cancelled" => ReleaseReason::FlightCancelled,
-        _ => ReleaseReason::BookingFailed,
-    }
-}
-
-async fn send_reply<P: Message>(
-    conn: &mut PgConnection,
-    cause: &Envelope,
-    step: &StepRef,
-    reply: P,
-) -> Result<(), HandlerError> {
-    let envelope = Envelope::caused_by(reply, cause);
-    messaging::enqueue(
-        conn,
-        topics::SAGA_REPLIES,
-        &step.saga_id.to_string(),
-        &envelope,
-    )
-    .await?;
-    Ok(())
 }

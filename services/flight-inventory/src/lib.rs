@@ -5,6 +5,7 @@
 //! - [`domain`]: the event-sourced flight aggregate (pure);
 //! - [`store`]: the aggregate on the event store, with its events published through the outbox;
 //! - [`api`]: the HTTP API; [`commands`]: the seat commands from the saga;
+//! - [`integration`]: the public events other services see on `inventory.events`;
 //! - [`search`]: the flight search read model; [`sweeper`]: hold expiry;
 //! - [`sample`]: the demo's sample network; [`admin`]: the CLI subcommands.
 
@@ -12,6 +13,7 @@ pub mod admin;
 pub mod api;
 pub mod commands;
 pub mod domain;
+pub mod integration;
 pub mod sample;
 pub mod search;
 pub mod store;
@@ -123,7 +125,7 @@ impl Service for FlightInventory {
         let consumer = messaging::Consumer::new(
             commands::CONSUMER,
             &[topics::INVENTORY_COMMANDS],
-            Arc::new(seat_commands),
+            Arc::new(seat_commands.participant()),
             pool.clone(),
             &settings.kafka,
         );

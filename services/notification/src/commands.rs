@@ -20,9 +20,7 @@ use anyhow::{anyhow, Context};
 use contracts::notification::{
     Channel, NotificationKind, NotificationSent, SendNotification, SentMessage,
 };
-use contracts::{topics, Envelope, Message};
-use futures::future::BoxFuture;
-use messaging::{HandlerError, Incoming, MessageHandler};
+use messaging::{Delivery, HandlerError, Handles, Participant};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -36,28 +34,23 @@ pub const CONSUMER: &str = "notification.commands";
 #[derive(Debug, Clone, Default)]
 pub struct NotificationCommands;
 
-impl MessageHandler for NotificationCommands {
-    fn message_types(&self) -> &[&'static str] {
-        &[SendNotification::MESSAGE_TYPE]
+impl NotificationCommands {
+    /// `SendNotification`, as the consumer applies it. The dispatcher is
+    /// woken once the recorded messages are committed.
+    pub fn participant(self) -> Participant<Self> {
+        Participant::new(self)
+            .on::<SendNotification>()
+            .after_commit(|| async { NOTIFICATIONS_RECORDED.wake() })
     }
+}
 
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        message: &'a Incoming,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let envelope = &message.envelope;
-            match envelope.message_type.as_str() {
-                SendNotification::MESSAGE_TYPE => {
-                    let command = envelope.decode::<SendNotification>()?.payload;
-                    send(conn, envelope, command).await
-                }
-                other => Err(HandlerError::Permanent(anyhow!(
-                    "unexpected message type {other}"
-                ))),
-            }
-        })
+impl Handles<SendNotification> for NotificationCommands {
+    async fn handle(
+        &self,
+        delivery: Delivery<'_>,
+        command: SendNotification,
+    ) -> Result<(), HandlerError> {
+        send(delivery, command).await
     }
 }
 
@@ -66,11 +59,9 @@ impl MessageHandler for NotificationCommands {
     fields(booking_id = %command.booking_id, kind = command.kind.as_str(), attempt = command.step.attempt),
     err(Debug)
 )]
-async fn send(
-    conn: &mut PgConnection,
-    cause: &Envelope,
-    command: SendNotification,
-) -> Result<(), HandlerError> {
+async fn send(mut delivery: Delivery<'_>, command: SendNotification) -> Result<(), HandlerError> {
+    let conn = &mut *delivery.conn;
+    let cause = delivery.cause;
     let recipients = contact::recipients(&command.contact).map_err(|error| {
         HandlerError::Permanent(
             anyhow::Error::new(error).context(format!("booking {}", command.booking_id)),
@@ -116,16 +107,7 @@ async fn send(
         kind: command.kind,
         messages,
     };
-    let envelope = Envelope::caused_by(reply, cause);
-    messaging::enqueue(
-        conn,
-        topics::SAGA_REPLIES,
-        &command.step.saga_id.to_string(),
-        &envelope,
-    )
-    .await
-    .context("enqueue the NotificationSent reply")?;
-    Ok(())
+    delivery.reply(&command.step, reply).await
 }
 
 async fn lock_booking(conn: &mut PgConnection, booking_id: Uuid) -> Result<(), HandlerError> {
@@ -179,11 +161,6 @@ async fn record(
     .fetch_optional(conn)
     .await
     .with_context(|| format!("record the {} message", channel.as_str()))
-    .inspect(|recorded| {
-        if recorded.is_some() {
-            NOTIFICATIONS_RECORDED.wake();
-        }
-    })
 }
 
 /// Every message of `kind` about the booking, first or repeated command alike.

@@ -76,7 +76,7 @@ impl Service for Notification {
         let consumer = messaging::Consumer::new(
             commands::CONSUMER,
             &[topics::NOTIFICATION_COMMANDS],
-            Arc::new(NotificationCommands),
+            Arc::new(NotificationCommands.participant()),
             pool.clone(),
             &settings.kafka,
         );

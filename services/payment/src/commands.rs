@@ -19,10 +19,7 @@ use contracts::payment::{
     miles_for, PaymentEntry, PaymentFailed, PaymentMethod, PaymentRefunded, PaymentRefusal,
     PaymentRefused, PaymentTaken, Refund, TakePayment,
 };
-use contracts::saga::StepRef;
-use contracts::{topics, Envelope, Message};
-use futures::future::BoxFuture;
-use messaging::{HandlerError, Incoming, MessageHandler};
+use messaging::{Delivery, HandlerError, Handles, Participant};
 use sqlx::PgConnection;
 
 use crate::gateway::{CardGateway, CardRefund, Charge, ChargeError};
@@ -37,32 +34,30 @@ pub struct PaymentCommands {
     pub gateway: Arc<dyn CardGateway>,
 }
 
-impl MessageHandler for PaymentCommands {
-    fn message_types(&self) -> &[&'static str] {
-        &[TakePayment::MESSAGE_TYPE, Refund::MESSAGE_TYPE]
+impl PaymentCommands {
+    /// The payment commands, as the consumer applies them.
+    pub fn participant(self) -> Participant<Self> {
+        Participant::new(self).on::<TakePayment>().on::<Refund>()
     }
+}
 
-    fn handle<'a>(
-        &'a self,
-        conn: &'a mut PgConnection,
-        message: &'a Incoming,
-    ) -> BoxFuture<'a, Result<(), HandlerError>> {
-        Box::pin(async move {
-            let envelope = &message.envelope;
-            match envelope.message_type.as_str() {
-                TakePayment::MESSAGE_TYPE => {
-                    let command = envelope.decode::<TakePayment>()?.payload;
-                    self.take(conn, envelope, command).await
-                }
-                Refund::MESSAGE_TYPE => {
-                    let command = envelope.decode::<Refund>()?.payload;
-                    self.refund(conn, envelope, command).await
-                }
-                other => Err(HandlerError::Permanent(anyhow::anyhow!(
-                    "unexpected message type {other}"
-                ))),
-            }
-        })
+impl Handles<TakePayment> for PaymentCommands {
+    async fn handle(
+        &self,
+        mut delivery: Delivery<'_>,
+        command: TakePayment,
+    ) -> Result<(), HandlerError> {
+        self.take(&mut delivery, command).await
+    }
+}
+
+impl Handles<Refund> for PaymentCommands {
+    async fn handle(
+        &self,
+        mut delivery: Delivery<'_>,
+        command: Refund,
+    ) -> Result<(), HandlerError> {
+        self.refund(&mut delivery, command).await
     }
 }
 
@@ -85,10 +80,10 @@ impl PaymentCommands {
     )]
     async fn take(
         &self,
-        conn: &mut PgConnection,
-        cause: &Envelope,
+        delivery: &mut Delivery<'_>,
         command: TakePayment,
     ) -> Result<(), HandlerError> {
+        let conn = &mut *delivery.conn;
         ledger::lock_booking(conn, command.booking_id).await?;
         let taken = self.decide_take(conn, &command).await?;
         let step = command.step.clone();
@@ -102,10 +97,10 @@ impl PaymentCommands {
                     booking_id,
                     captures,
                 };
-                send_reply(conn, cause, &step, reply).await
+                delivery.reply(&step, reply).await
             }
             Taken::Refused(refusal, detail) => {
-                tracing::info!(refusal = refusal_label(refusal), %detail, "payment refused");
+                tracing::info!(refusal = refusal.as_str(), %detail, "payment refused");
                 count_command("take_payment", "refused");
                 let reply = PaymentRefused {
                     step: step.clone(),
@@ -113,7 +108,7 @@ impl PaymentCommands {
                     refusal,
                     detail,
                 };
-                send_reply(conn, cause, &step, reply).await
+                delivery.reply(&step, reply).await
             }
             Taken::Failed(detail) => {
                 tracing::warn!(%detail, "payment failed transiently");
@@ -123,7 +118,7 @@ impl PaymentCommands {
                     booking_id,
                     detail,
                 };
-                send_reply(conn, cause, &step, reply).await
+                delivery.reply(&step, reply).await
             }
         }
     }
@@ -263,10 +258,10 @@ impl PaymentCommands {
     )]
     async fn refund(
         &self,
-        conn: &mut PgConnection,
-        cause: &Envelope,
+        delivery: &mut Delivery<'_>,
         command: Refund,
     ) -> Result<(), HandlerError> {
+        let conn = &mut *delivery.conn;
         let booking_id = command.booking_id;
         ledger::lock_booking(conn, booking_id).await?;
         // Closed first and whatever was paid: a TakePayment arriving after
@@ -313,7 +308,7 @@ impl PaymentCommands {
             booking_id,
             refunds: refunds.iter().map(LedgerEntry::to_contract).collect(),
         };
-        send_reply(conn, cause, &command.step, reply).await
+        delivery.reply(&command.step, reply).await
     }
 
     async fn refund_capture(
@@ -452,42 +447,15 @@ fn lost_race(error: RecordError) -> HandlerError {
     }
 }
 
-fn refusal_label(refusal: PaymentRefusal) -> &'static str {
-    match refusal {
-        PaymentRefusal::CardDeclined => "card_declined",
-        PaymentRefusal::InsufficientFunds => "insufficient_funds",
-        PaymentRefusal::InsufficientMiles => "insufficient_miles",
-        PaymentRefusal::UnknownCard => "unknown_card",
-        PaymentRefusal::PaymentClosed => "payment_closed",
-        PaymentRefusal::Invalid => "invalid",
-    }
-}
-
 fn count_command(command: &'static str, outcome: &'static str) {
     metrics::counter!("payment_commands_total", "command" => command, "outcome" => outcome)
         .increment(1);
 }
 
-async fn send_reply<P: Message>(
-    conn: &mut PgConnection,
-    cause: &Envelope,
-    step: &StepRef,
-    reply: P,
-) -> Result<(), HandlerError> {
-    let envelope = Envelope::caused_by(reply, cause);
-    messaging::enqueue(
-        conn,
-        topics::SAGA_REPLIES,
-        &step.saga_id.to_string(),
-        &envelope,
-    )
-    .await?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use contracts::payment::{CardCharge, MilesRedemption};
+    use contracts::saga::StepRef;
     use contracts::{Currency, Money};
     use uuid::Uuid;
 

@@ -86,7 +86,7 @@ impl Service for Payment {
         let consumer = messaging::Consumer::new(
             commands::CONSUMER,
             &[topics::PAYMENT_COMMANDS],
-            Arc::new(PaymentCommands { gateway }),
+            Arc::new(PaymentCommands { gateway }.participant()),
             pool.clone(),
             &settings.kafka,
         );

@@ -308,3 +308,156 @@ async fn a_cached_state_is_served_only_while_the_stream_head_is_what_it_was_fold
     ensure!(again == loaded);
     Ok(())
 }
+
+#[tokio::test]
+async fn a_command_in_the_callers_transaction_commits_or_rolls_back_with_it_snapshot_included(
+) -> anyhow::Result<()> {
+    let store = pg_store_with_connections(3).await?;
+    let repository = Repository::<Flight, _>::new(store.clone())
+        .with_snapshots(SnapshotPolicy::every(2))
+        .with_state_cache(16);
+    scheduled(&repository, "flight-1", 10).await?;
+
+    let mut tx = store.pool().begin().await?;
+    let first = repository
+        .execute_in(&mut tx, "flight-1", |flight: &Flight| {
+            flight.hold(2).map(|events| (events, "first"))
+        })
+        .await?;
+    let second = repository
+        .execute_in(&mut tx, "flight-1", |flight: &Flight| {
+            flight.hold(3).map(|events| (events, "second"))
+        })
+        .await?;
+    ensure!(first.decided_on == 1 && first.state.version == 2 && first.outcome == "first");
+    ensure!(
+        second.decided_on == 2 && second.state.state.held == 5,
+        "{second:?}"
+    );
+    ensure!(
+        store.load_snapshot("flight-1").await?.is_none(),
+        "neither events nor their snapshot are visible before the commit"
+    );
+    tx.rollback().await?;
+    ensure!(repository.load("flight-1").await?.version == 1);
+    ensure!(
+        store.load_snapshot("flight-1").await?.is_none(),
+        "rolled back with its events"
+    );
+
+    let mut tx = store.pool().begin().await?;
+    repository
+        .execute_in(&mut tx, "flight-1", |flight: &Flight| {
+            flight.hold(2).map(|events| (events, ()))
+        })
+        .await?;
+    tx.commit().await?;
+    let snapshot = store.load_snapshot("flight-1").await?;
+    ensure!(
+        snapshot.map(|s| s.version) == Some(2),
+        "the snapshot commits with its events"
+    );
+    let loaded = repository.load("flight-1").await?;
+    ensure!(loaded.version == 2 && loaded.state.held == 2, "{loaded:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn losing_a_race_in_the_callers_transaction_is_a_conflict_for_its_owner_to_retry(
+) -> anyhow::Result<()> {
+    let store = pg_store_with_connections(4).await?;
+    let repository = Repository::<Flight, _>::new(store.clone());
+    scheduled(&repository, "flight-1", 10).await?;
+
+    let mut winner = store.pool().begin().await?;
+    repository
+        .execute_in(&mut winner, "flight-1", |flight: &Flight| {
+            flight.hold(1).map(|events| (events, ()))
+        })
+        .await?;
+    // The loser read version 1 too; its append waits on the winner's.
+    let loser = {
+        let repository = repository.clone();
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut tx = store.pool().begin().await?;
+            let outcome = repository
+                .execute_in(&mut tx, "flight-1", |flight: &Flight| {
+                    flight.hold(2).map(|events| (events, ()))
+                })
+                .await;
+            // Its transaction is still usable: the savepoint took the failure.
+            sqlx::query("SELECT 1").execute(&mut *tx).await?;
+            anyhow::Ok(outcome)
+        })
+    };
+    while !loser.is_finished()
+        && sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity \
+             WHERE wait_event_type = 'Lock' AND datname = current_database()",
+        )
+        .fetch_one(store.pool())
+        .await?
+            == 0
+    {
+        tokio::task::yield_now().await;
+    }
+    winner.commit().await?;
+
+    match loser.await?? {
+        Err(ExecuteError::Conflict(_)) => {}
+        other => bail!("expected a conflict, got {other:?}"),
+    }
+    let loaded = repository.load("flight-1").await?;
+    ensure!(loaded.version == 2 && loaded.state.held == 1, "{loaded:?}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_command_decides_again_in_a_new_transaction_until_it_wins() -> anyhow::Result<()>
+{
+    let store = pg_store_with_connections(6).await?;
+    let repository = Repository::<Flight, _>::new(store).with_max_attempts(50);
+    scheduled(&repository, "flight-1", 8).await?;
+    let also_ran = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+
+    let holds = (0..10).map(|_| {
+        let repository = repository.clone();
+        let also_ran = also_ran.clone();
+        tokio::spawn(async move {
+            repository
+                .execute_committed(
+                    "flight-1",
+                    |flight: &Flight| flight.hold(1).map(|events| (events, ())),
+                    |conn, executed| {
+                        let also_ran = also_ran.clone();
+                        Box::pin(async move {
+                            // Written in the command's own transaction.
+                            sqlx::query("SELECT 1").execute(conn).await?;
+                            assert_eq!(executed.events.len(), 1);
+                            also_ran.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            Ok(())
+                        })
+                    },
+                )
+                .await
+        })
+    });
+    let results = futures::future::try_join_all(holds).await?;
+
+    let succeeded = results.iter().filter(|result| result.is_ok()).count();
+    let sold_out = results
+        .iter()
+        .filter(|result| {
+            matches!(
+                result,
+                Err(ExecuteError::Rejected(HoldError::SoldOut { .. }))
+            )
+        })
+        .count();
+    ensure!(succeeded == 8 && sold_out == 2, "{results:?}");
+    ensure!(also_ran.load(std::sync::atomic::Ordering::SeqCst) == 8);
+    let flight = repository.load("flight-1").await?;
+    ensure!(flight.state.held == 8 && flight.version == 9, "{flight:?}");
+    Ok(())
+}

@@ -92,17 +92,9 @@ impl FlightEvent {
     }
 }
 
-/// Why seats went back to inventory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ReleaseReason {
-    /// The booking saga compensated its hold (payment declined, saga timed out…).
-    BookingFailed,
-    /// A confirmed booking was cancelled, and its sold seats returned.
-    BookingCancelled,
-    /// The airline cancelled the flight.
-    FlightCancelled,
-}
+/// Why seats went back to inventory: the saga's reason, as the contract
+/// that carries it defines it (the JSON is the same either way).
+pub use contracts::inventory::ReleaseReason;
 
 #[cfg(test)]
 mod tests {

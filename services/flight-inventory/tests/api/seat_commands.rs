@@ -1,7 +1,7 @@
 use std::time::Duration;
 
 use contracts::inventory::{
-    CommandRefused, HoldSeats, Refusal, ReleaseSeats, SeatsHeld, SeatsReleased,
+    CommandRefused, HoldSeats, Refusal, ReleaseReason, ReleaseSeats, SeatsHeld, SeatsReleased,
 };
 use contracts::saga::StepRef;
 use contracts::{topics, Envelope, Message};
@@ -102,7 +102,7 @@ async fn seat_commands_over_kafka_are_applied_once_and_answered() {
         step: step(saga, "ReleaseSeats"),
         flight_id: flight,
         hold_id,
-        reason: "booking_failed".to_owned(),
+        reason: ReleaseReason::BookingFailed,
     };
     publish(
         &kafka,
