@@ -276,9 +276,12 @@ impl Consumer {
                             }
                         }
                         for (topic, partition, offset) in self.apply_fetched(fetched, &shutdown).await {
-                            consumer
-                                .store_offset(&topic, partition, offset)
-                                .context("store the consumed offset")?;
+                            // A partition revoked by a rebalance while its batch was applied
+                            // cannot take the offset; its new owner is handed the batch again
+                            // and its inbox acknowledges it as duplicates.
+                            if let Err(error) = consumer.store_offset(&topic, partition, offset) {
+                                tracing::info!(consumer = self.name, topic, partition, offset, %error, "offset not stored; the partition moved to another member");
+                            }
                         }
                     }
                     Err(error) => {

@@ -7,3 +7,4 @@ mod dead_letters;
 mod delivery;
 mod harness;
 mod ordering;
+mod rebalance;
