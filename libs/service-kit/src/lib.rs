@@ -4,6 +4,7 @@
 //! service-kit a [`ServiceApp`]: its router, its readiness checks and its
 //! background workers. service-kit owns everything around that:
 //!
+//! - [`auth`]: bearer tokens verified once: who calls ([`auth::Caller`]) and what they may do;
 //! - [`settings`]: typed, layered configuration (defaults → file → environment);
 //! - [`telemetry`]: JSON/pretty logs, OpenTelemetry export when configured;
 //! - [`problem`]: the one error vocabulary, rendered as RFC 9457 problem+json;
@@ -14,6 +15,7 @@
 //! - [`cli`]: the `serve` / `migrate` command line shared by every service;
 //! - [`wakeup`]: waking a worker in the same process without `NOTIFY`.
 
+pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod extract;

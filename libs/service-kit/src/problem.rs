@@ -5,7 +5,7 @@
 //! logged once with their full cause chain and answered with a body that says
 //! nothing internal.
 
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::{header, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -82,7 +82,8 @@ pub struct ApiError {
     title: Option<String>,
     detail: String,
     extensions: Map<String, Value>,
-    retry_after_secs: Option<u64>,
+    /// `Retry-After` on a 503, `WWW-Authenticate` on a 401.
+    headers: Box<[(HeaderName, HeaderValue)]>,
     source: Option<anyhow::Error>,
 }
 
@@ -94,7 +95,7 @@ impl ApiError {
             title: None,
             detail: detail.into(),
             extensions: Map::new(),
-            retry_after_secs: None,
+            headers: Box::default(),
             source: None,
         }
     }
@@ -117,9 +118,8 @@ impl ApiError {
 
     /// A 503 the client may retry after `retry_after_secs`.
     pub fn unavailable(detail: impl Into<String>, retry_after_secs: u64) -> Self {
-        let mut error = Self::new(ErrorCode::Unavailable, detail);
-        error.retry_after_secs = Some(retry_after_secs);
-        error
+        Self::new(ErrorCode::Unavailable, detail)
+            .with_header(header::RETRY_AFTER, retry_after_secs.to_string())
     }
 
     /// An unexpected failure: logged with its cause chain, answered as an opaque 500.
@@ -147,6 +147,17 @@ impl ApiError {
         self
     }
 
+    /// A response header the problem needs (`WWW-Authenticate` on a 401);
+    /// a value that cannot be a header is dropped.
+    pub fn with_header(mut self, name: HeaderName, value: impl AsRef<str>) -> Self {
+        if let Ok(value) = HeaderValue::from_str(value.as_ref()) {
+            let mut headers = std::mem::take(&mut self.headers).into_vec();
+            headers.push((name, value));
+            self.headers = headers.into_boxed_slice();
+        }
+        self
+    }
+
     pub fn code(&self) -> ErrorCode {
         self.code
     }
@@ -157,7 +168,16 @@ impl ApiError {
 }
 
 impl From<anyhow::Error> for ApiError {
+    /// An exhausted pool is overload, whatever context wraps it: 503 with
+    /// `Retry-After`, never a 500.
     fn from(source: anyhow::Error) -> Self {
+        let pool_exhausted = source
+            .chain()
+            .any(|cause| matches!(cause.downcast_ref(), Some(sqlx::Error::PoolTimedOut)));
+        if pool_exhausted {
+            tracing::warn!(error = format!("{source:#}"), "database pool exhausted");
+            return Self::unavailable("the service is busy, try again shortly", 1);
+        }
         Self::internal(source)
     }
 }
@@ -214,8 +234,8 @@ impl IntoResponse for ApiError {
         let mut response = (status, bytes).into_response();
         let headers = response.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
-        if let Some(seconds) = self.retry_after_secs {
-            headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        for (name, value) in self.headers.into_vec() {
+            headers.insert(name, value);
         }
         response
     }
@@ -224,7 +244,19 @@ impl IntoResponse for ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use anyhow::Context;
     use http_body_util::BodyExt;
+
+    #[test]
+    fn an_exhausted_pool_is_overload_however_it_was_wrapped() {
+        let wrapped = Err::<(), _>(sqlx::Error::PoolTimedOut)
+            .context("begin a transaction")
+            .context("create the booking")
+            .unwrap_err();
+        let error = ApiError::from(wrapped);
+        assert_eq!(error.code(), ErrorCode::Unavailable);
+        assert_eq!(error.into_response().headers()[header::RETRY_AFTER], "1");
+    }
 
     async fn render(error: ApiError) -> (StatusCode, String, Value) {
         let response = error.into_response();

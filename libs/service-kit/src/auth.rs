@@ -1,0 +1,476 @@
+//! Bearer tokens: who is calling, and what they may do. Verified once, here.
+//!
+//! A token is a JWT signed with Ed25519 (`EdDSA`) by the deployment's token
+//! issuer. Every service holds only the issuer's public key
+//! ([`AuthSettings`]); the checks are the signature, the algorithm (EdDSA
+//! only: no `none`, no HMAC confusion), `iss`, `aud`, `exp` and `nbf` with a
+//! small leeway for clock skew.
+//!
+//! A token carries one [`Scope`]: a **customer** acts for itself (`sub` is
+//! its customer id), an **admin** operates the system, a **service** calls
+//! another service on the system's behalf. Handlers take a [`Caller`]
+//! extractor and ask it what they need ([`Caller::may_act_for`],
+//! [`Caller::require_admin`]); a missing or invalid token is 401 with
+//! `WWW-Authenticate: Bearer`, a valid token without the scope is 403 — and a
+//! customer asking for another customer's resource gets the handler's 404,
+//! so the answer is no oracle for what exists.
+//!
+//! [`TokenIssuer`] signs tokens: for development (`contrail-admin token`)
+//! and tests, never inside a service.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use chrono::{TimeDelta, Utc};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use serde::{Deserialize, Serialize};
+
+use crate::problem::{ApiError, ErrorCode};
+
+/// `[auth]`: whose tokens this service trusts.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AuthSettings {
+    /// The issuer every token must name (`iss`).
+    pub issuer: String,
+    /// The audience every token must name (`aud`): this deployment.
+    pub audience: String,
+    /// The issuer's Ed25519 public key, PEM (SPKI); or `public_key_file`.
+    #[serde(default)]
+    pub public_key_pem: Option<String>,
+    #[serde(default)]
+    pub public_key_file: Option<PathBuf>,
+    /// Tolerated clock skew for `exp` and `nbf`.
+    #[serde(default = "default_leeway_secs")]
+    pub leeway_secs: u64,
+}
+
+fn default_leeway_secs() -> u64 {
+    30
+}
+
+/// What a token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    /// Acts for the customer named in `sub`, and no one else.
+    Customer,
+    /// Operates the system: flights, sagas, dead letters, miles credits.
+    Admin,
+    /// Another service of the system (booking asking for a quote).
+    Service,
+}
+
+/// A token's claims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Claims {
+    pub iss: String,
+    pub aud: String,
+    pub sub: String,
+    pub scope: Scope,
+    pub iat: i64,
+    pub nbf: i64,
+    pub exp: i64,
+}
+
+/// Who is calling, as their verified token says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Caller {
+    Customer { customer_id: String },
+    Admin { subject: String },
+    Service { service: String },
+}
+
+impl Caller {
+    /// Whether the caller may act for `customer_id`: the customer itself,
+    /// an admin, or a service of the system.
+    pub fn may_act_for(&self, customer_id: &str) -> bool {
+        match self {
+            Caller::Customer { customer_id: own } => own == customer_id,
+            Caller::Admin { .. } | Caller::Service { .. } => true,
+        }
+    }
+
+    /// 403 unless the caller is an admin.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Admin { .. } => Ok(()),
+            _ => Err(forbidden("this operation needs an admin token")),
+        }
+    }
+
+    /// 403 unless the caller is a service of the system or an admin.
+    pub fn require_service(&self) -> Result<(), ApiError> {
+        match self {
+            Caller::Service { .. } | Caller::Admin { .. } => Ok(()),
+            Caller::Customer { .. } => {
+                Err(forbidden("this operation is for the system's services"))
+            }
+        }
+    }
+
+    /// 403 unless the caller may act for `customer_id`. For a resource that
+    /// belongs to another customer, answer 404 instead (see the module doc).
+    pub fn require_acting_for(&self, customer_id: &str) -> Result<(), ApiError> {
+        if self.may_act_for(customer_id) {
+            Ok(())
+        } else {
+            Err(forbidden("a customer token acts only for its own customer"))
+        }
+    }
+
+    /// The customer this caller is, if a customer.
+    pub fn customer_id(&self) -> Option<&str> {
+        match self {
+            Caller::Customer { customer_id } => Some(customer_id),
+            _ => None,
+        }
+    }
+}
+
+fn forbidden(detail: &str) -> ApiError {
+    ApiError::new(ErrorCode::Forbidden, detail).with_type("forbidden")
+}
+
+/// Why a token was not accepted; said to the client in general terms only.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("a bearer token is required")]
+    Missing,
+    #[error("the bearer token is not valid")]
+    Invalid(#[source] jsonwebtoken::errors::Error),
+    #[error("the bearer token has expired")]
+    Expired,
+}
+
+impl From<TokenError> for ApiError {
+    fn from(error: TokenError) -> Self {
+        let challenge = match &error {
+            TokenError::Missing => "Bearer realm=\"contrail\"".to_owned(),
+            TokenError::Invalid(_) | TokenError::Expired => format!(
+                "Bearer realm=\"contrail\", error=\"invalid_token\", error_description=\"{error}\""
+            ),
+        };
+        if let TokenError::Invalid(source) = &error {
+            tracing::debug!(error = %source, "bearer token refused");
+        }
+        ApiError::new(ErrorCode::Unauthorized, error.to_string())
+            .with_type("unauthorized")
+            .with_header(header::WWW_AUTHENTICATE, challenge)
+    }
+}
+
+/// Verifies tokens against the issuer's public key. Cheap to clone.
+#[derive(Clone)]
+pub struct TokenVerifier {
+    inner: Arc<VerifierInner>,
+}
+
+struct VerifierInner {
+    key: DecodingKey,
+    validation: Validation,
+}
+
+impl std::fmt::Debug for TokenVerifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenVerifier").finish_non_exhaustive()
+    }
+}
+
+impl TokenVerifier {
+    pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
+        let pem = match (&settings.public_key_pem, &settings.public_key_file) {
+            (Some(pem), _) => pem.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .with_context(|| format!("read the token public key {}", path.display()))?,
+            (None, None) => anyhow::bail!(
+                "no token public key configured: set auth.public_key_file (or auth.public_key_pem)"
+            ),
+        };
+        let key = DecodingKey::from_ed_pem(pem.as_bytes())
+            .context("read the token public key (an Ed25519 public key in PEM)")?;
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_issuer(&[&settings.issuer]);
+        validation.set_audience(&[&settings.audience]);
+        validation.set_required_spec_claims(&["exp", "nbf", "iss", "aud", "sub"]);
+        validation.validate_nbf = true;
+        validation.leeway = settings.leeway_secs;
+        Ok(Self {
+            inner: Arc::new(VerifierInner { key, validation }),
+        })
+    }
+
+    pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
+        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation)
+            .map_err(|error| match error.kind() {
+            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+            _ => TokenError::Invalid(error),
+        })?;
+        let claims = data.claims;
+        Ok(match claims.scope {
+            Scope::Customer => Caller::Customer {
+                customer_id: claims.sub,
+            },
+            Scope::Admin => Caller::Admin {
+                subject: claims.sub,
+            },
+            Scope::Service => Caller::Service {
+                service: claims.sub,
+            },
+        })
+    }
+
+    /// The caller a request's `Authorization: Bearer …` header names.
+    pub fn caller_of(&self, parts: &Parts) -> Result<Caller, TokenError> {
+        let value = parts
+            .headers
+            .get(header::AUTHORIZATION)
+            .ok_or(TokenError::Missing)?;
+        let token = value
+            .to_str()
+            .ok()
+            .and_then(|value| {
+                let (scheme, token) = value.split_once(' ')?;
+                scheme
+                    .eq_ignore_ascii_case("bearer")
+                    .then_some(token.trim())
+            })
+            .filter(|token| !token.is_empty())
+            .ok_or(TokenError::Missing)?;
+        self.verify(token)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let verifier = parts
+            .extensions
+            .get::<TokenVerifier>()
+            .cloned()
+            .ok_or_else(|| {
+                ApiError::internal(anyhow::anyhow!(
+                    "no token verifier on the request: the service was built without one"
+                ))
+            })?;
+        Ok(verifier.caller_of(parts)?)
+    }
+}
+
+/// Signs tokens with the issuer's private key: for development tools and
+/// tests. A service never holds this key.
+#[derive(Clone)]
+pub struct TokenIssuer {
+    key: EncodingKey,
+    issuer: String,
+    audience: String,
+}
+
+impl std::fmt::Debug for TokenIssuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenIssuer")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TokenIssuer {
+    /// From an Ed25519 private key in PKCS#8 PEM.
+    pub fn from_pem(private_key_pem: &str, issuer: &str, audience: &str) -> anyhow::Result<Self> {
+        let key = EncodingKey::from_ed_pem(private_key_pem.as_bytes())
+            .context("read the token signing key (an Ed25519 private key in PKCS#8 PEM)")?;
+        Ok(Self {
+            key,
+            issuer: issuer.to_owned(),
+            audience: audience.to_owned(),
+        })
+    }
+
+    /// A token for `subject` with `scope`, valid for `ttl` from now.
+    pub fn issue(&self, scope: Scope, subject: &str, ttl: TimeDelta) -> anyhow::Result<String> {
+        let now = Utc::now().timestamp();
+        self.sign(&Claims {
+            iss: self.issuer.clone(),
+            aud: self.audience.clone(),
+            sub: subject.to_owned(),
+            scope,
+            iat: now,
+            nbf: now,
+            exp: now + ttl.num_seconds(),
+        })
+    }
+
+    /// Signs exactly `claims` (tests use it for expired or misaddressed tokens).
+    pub fn sign(&self, claims: &Claims) -> anyhow::Result<String> {
+        jsonwebtoken::encode(&Header::new(Algorithm::EdDSA), claims, &self.key)
+            .context("sign the token")
+    }
+}
+
+/// A fresh Ed25519 key pair as `(private PKCS#8 PEM, public SPKI PEM)`.
+pub fn generate_key_pair() -> anyhow::Result<(String, String)> {
+    use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;
+    use ed25519_dalek::pkcs8::{EncodePrivateKey, EncodePublicKey};
+    let signing = ed25519_dalek::SigningKey::generate(&mut rand_core::OsRng);
+    let private = signing
+        .to_pkcs8_pem(LineEnding::LF)
+        .context("encode the private key")?;
+    let public = signing
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .context("encode the public key")?;
+    Ok((private.to_string(), public))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    const ISSUER: &str = "contrail-dev";
+    const AUDIENCE: &str = "contrail";
+
+    fn keys() -> (TokenIssuer, TokenVerifier) {
+        let (private, public) = generate_key_pair().unwrap();
+        let issuer = TokenIssuer::from_pem(&private, ISSUER, AUDIENCE).unwrap();
+        let verifier = TokenVerifier::from_settings(&AuthSettings {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            public_key_pem: Some(public),
+            public_key_file: None,
+            leeway_secs: 5,
+        })
+        .unwrap();
+        (issuer, verifier)
+    }
+
+    fn claims(scope: Scope) -> Claims {
+        let now = Utc::now().timestamp();
+        Claims {
+            iss: ISSUER.to_owned(),
+            aud: AUDIENCE.to_owned(),
+            sub: "cust-42".to_owned(),
+            scope,
+            iat: now,
+            nbf: now,
+            exp: now + 60,
+        }
+    }
+
+    #[test]
+    fn a_customer_token_names_its_customer_and_acts_only_for_it() {
+        let (issuer, verifier) = keys();
+        let token = issuer
+            .issue(Scope::Customer, "cust-42", TimeDelta::minutes(5))
+            .unwrap();
+        let caller = verifier.verify(&token).unwrap();
+        assert_eq!(caller.customer_id(), Some("cust-42"));
+        assert!(caller.may_act_for("cust-42"));
+        assert!(!caller.may_act_for("cust-43"));
+        assert!(caller.require_admin().is_err());
+        assert!(caller.require_service().is_err());
+    }
+
+    #[test]
+    fn an_admin_token_acts_for_anyone() {
+        let (issuer, verifier) = keys();
+        let token = issuer
+            .issue(Scope::Admin, "ops", TimeDelta::minutes(5))
+            .unwrap();
+        let caller = verifier.verify(&token).unwrap();
+        assert!(caller.require_admin().is_ok() && caller.may_act_for("cust-43"));
+    }
+
+    #[test]
+    fn an_expired_token_is_refused_as_expired() {
+        let (issuer, verifier) = keys();
+        let mut expired = claims(Scope::Customer);
+        expired.exp = Utc::now().timestamp() - 3600;
+        let token = issuer.sign(&expired).unwrap();
+        assert!(matches!(verifier.verify(&token), Err(TokenError::Expired)));
+    }
+
+    #[test]
+    fn a_token_for_another_audience_or_issuer_is_refused() {
+        let (issuer, verifier) = keys();
+        let mut elsewhere = claims(Scope::Admin);
+        elsewhere.aud = "another-system".to_owned();
+        assert!(verifier.verify(&issuer.sign(&elsewhere).unwrap()).is_err());
+        let mut forged = claims(Scope::Admin);
+        forged.iss = "someone-else".to_owned();
+        assert!(verifier.verify(&issuer.sign(&forged).unwrap()).is_err());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_key_is_refused() {
+        let (_, verifier) = keys();
+        let (stranger, _) = keys();
+        let token = stranger
+            .issue(Scope::Admin, "ops", TimeDelta::minutes(5))
+            .unwrap();
+        assert!(matches!(
+            verifier.verify(&token),
+            Err(TokenError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn an_unsigned_token_is_refused() {
+        let (_, verifier) = keys();
+        use base64_free::encode;
+        let header = encode(br#"{"alg":"none","typ":"JWT"}"#);
+        let body = encode(
+            serde_json::to_string(&claims(Scope::Admin))
+                .unwrap()
+                .as_bytes(),
+        );
+        assert!(verifier.verify(&format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn the_bearer_scheme_is_required() {
+        let (issuer, verifier) = keys();
+        let token = issuer
+            .issue(Scope::Admin, "ops", TimeDelta::minutes(5))
+            .unwrap();
+        let (parts, ()) = Request::builder()
+            .header("authorization", format!("Basic {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert!(matches!(
+            verifier.caller_of(&parts),
+            Err(TokenError::Missing)
+        ));
+        let (parts, ()) = Request::builder()
+            .header("authorization", format!("bearer {token}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        assert!(verifier.caller_of(&parts).is_ok());
+    }
+
+    /// Unpadded base64url, enough to forge a header in a test.
+    mod base64_free {
+        pub fn encode(bytes: &[u8]) -> String {
+            const ALPHABET: &[u8] =
+                b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+            let mut out = String::new();
+            for chunk in bytes.chunks(3) {
+                let n = chunk
+                    .iter()
+                    .enumerate()
+                    .fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+                for i in 0..=chunk.len() {
+                    out.push(ALPHABET[(n >> (18 - 6 * i) & 63) as usize] as char);
+                }
+            }
+            out
+        }
+    }
+}
