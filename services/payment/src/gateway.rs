@@ -112,6 +112,29 @@ pub enum Behaviour {
     FailsTwiceThenApproves,
 }
 
+impl Behaviour {
+    /// As the vault stores it (`card_tokens.behaviour`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Approves => "approves",
+            Self::Declines => "declines",
+            Self::InsufficientFunds => "insufficient_funds",
+            Self::FailsTwiceThenApproves => "fails_twice_then_approves",
+        }
+    }
+
+    fn parse(stored: &str) -> Option<Self> {
+        [
+            Self::Approves,
+            Self::Declines,
+            Self::InsufficientFunds,
+            Self::FailsTwiceThenApproves,
+        ]
+        .into_iter()
+        .find(|behaviour| behaviour.as_str() == stored)
+    }
+}
+
 impl std::fmt::Display for Behaviour {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
@@ -187,20 +210,33 @@ pub fn decide_charge(
     }
 }
 
-/// The simulated processor, with its vault in payment's schema (`card_tokens`).
+/// The simulated processor, with its vault in payment's schema
+/// (`card_tokens`). It keeps no card number: the test card's published
+/// behaviour, decided at tokenization, is all a charge needs. The number is
+/// dropped with the request; the CVC is checked and never kept.
 #[derive(Debug, Clone, Default)]
 pub struct SimulatedGateway;
 
 impl SimulatedGateway {
+    /// The vaulted card's behaviour and expiry.
     async fn vaulted(
         conn: &mut PgConnection,
         card_token: Uuid,
-    ) -> anyhow::Result<Option<(String, String)>> {
-        sqlx::query_as("SELECT number, expiry FROM card_tokens WHERE card_token = $1")
-            .bind(card_token)
-            .fetch_optional(conn)
-            .await
-            .context("read a vaulted card")
+    ) -> anyhow::Result<Option<(Behaviour, Expiry)>> {
+        let row: Option<(String, String)> =
+            sqlx::query_as("SELECT behaviour, expiry FROM card_tokens WHERE card_token = $1")
+                .bind(card_token)
+                .fetch_optional(conn)
+                .await
+                .context("read a vaulted card")?;
+        let Some((behaviour, expiry)) = row else {
+            return Ok(None);
+        };
+        let behaviour = Behaviour::parse(&behaviour)
+            .ok_or_else(|| anyhow::anyhow!("vaulted behaviour {behaviour:?} is unknown"))?;
+        let expiry = Expiry::parse(&expiry)
+            .map_err(|error| anyhow::anyhow!("vaulted expiry is malformed: {error}"))?;
+        Ok(Some((behaviour, expiry)))
     }
 
     async fn count_attempt(conn: &mut PgConnection, charge: &Charge) -> anyhow::Result<i32> {
@@ -225,9 +261,9 @@ impl CardGateway for SimulatedGateway {
         card: &'a CardDetails,
     ) -> BoxFuture<'a, Result<TokenizedCard, TokenizeError>> {
         Box::pin(async move {
-            if behaviour_of(card.number.digits()).is_none() {
+            let Some(behaviour) = behaviour_of(card.number.digits()) else {
                 return Err(TokenizeError::UnknownCard);
-            }
+            };
             let tokenized = TokenizedCard {
                 card_token: Uuid::now_v7(),
                 brand: card.number.brand(),
@@ -235,11 +271,11 @@ impl CardGateway for SimulatedGateway {
                 expiry: card.expiry.to_string(),
             };
             sqlx::query(
-                "INSERT INTO card_tokens (card_token, number, brand, last4, expiry)
+                "INSERT INTO card_tokens (card_token, behaviour, brand, last4, expiry)
                  VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(tokenized.card_token)
-            .bind(card.number.digits())
+            .bind(behaviour.as_str())
             .bind(tokenized.brand)
             .bind(&tokenized.last4)
             .bind(&tokenized.expiry)
@@ -256,12 +292,9 @@ impl CardGateway for SimulatedGateway {
         charge: &'a Charge,
     ) -> BoxFuture<'a, Result<Approval, ChargeError>> {
         Box::pin(async move {
-            let Some((number, expiry)) = Self::vaulted(conn, charge.card_token).await? else {
+            let Some((behaviour, expiry)) = Self::vaulted(conn, charge.card_token).await? else {
                 return Err(ChargeError::UnknownCard);
             };
-            let behaviour = behaviour_of(&number).ok_or(ChargeError::UnknownCard)?;
-            let expiry = Expiry::parse(&expiry)
-                .map_err(|error| anyhow::anyhow!("vaulted expiry is malformed: {error}"))?;
             let attempt = Self::count_attempt(conn, charge).await?;
             decide_charge(behaviour, expiry, attempt, Utc::now().date_naive())?;
             Ok(Approval {
@@ -297,6 +330,17 @@ mod tests {
 
     fn far() -> Expiry {
         Expiry::parse("12/40").unwrap()
+    }
+
+    #[test]
+    fn a_behaviour_reads_back_as_the_vault_stores_it() {
+        for card in TEST_CARDS {
+            assert_eq!(
+                Behaviour::parse(card.behaviour.as_str()),
+                Some(card.behaviour)
+            );
+        }
+        assert_eq!(Behaviour::parse("4242424242424242"), None);
     }
 
     #[test]
