@@ -6,6 +6,7 @@
 //!   once through the inbox, with retries and dead letters;
 //! - [`dead_letters`]: parked messages, listed and replayed over HTTP and CLI;
 //! - [`topics`]: topic bootstrap;
+//! - [`KafkaSettings`]: the `[kafka]` section each service embeds in its settings;
 //! - [`BrokerReadiness`]: the readiness check for `/health/ready`.
 //!
 //! The tables live in each service's own schema, created by [`MIGRATOR`],
@@ -26,8 +27,7 @@ mod wiring;
 pub use consumer::{Consumer, HandlerError, Incoming, MessageHandler};
 pub use outbox::{enqueue, OutboxRelay};
 pub use producer::Producer;
-pub use service_kit::settings::{ConsumerSettings, KafkaSettings, RelaySettings};
-pub use settings::BrokerReadiness;
+pub use settings::{BrokerReadiness, ConsumerSettings, KafkaSettings, RelaySettings};
 pub use wiring::{attach, MessagingCommand};
 
 /// The outbox, inbox and dead-letter tables (migrations 1000+).

@@ -52,9 +52,10 @@ const TOPICS: [&str; 6] = [
     topics::INVENTORY_EVENTS,
 ];
 
-/// booking's own settings: `[saga]` and `[delegates]`.
+/// booking's own settings: `[kafka]`, `[saga]` and `[delegates]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
     pub saga: SagaSettings,
     pub delegates: DelegateSettings,
 }

@@ -48,9 +48,10 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
-/// flight-inventory's own settings (`[inventory]`, `FLIGHT_INVENTORY__INVENTORY__…`).
+/// flight-inventory's own settings (`[kafka]`, `[inventory]`, `FLIGHT_INVENTORY__INVENTORY__…`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
     pub inventory: InventorySettings,
 }
 

@@ -45,9 +45,10 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
-/// notification's own settings.
+/// notification's own settings: `[kafka]` and `[dispatcher]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
     pub dispatcher: DispatcherSettings,
 }
 
@@ -85,7 +86,7 @@ impl Service for Notification {
             Arc::new(DeliverySink::new(Channel::Email, pool.clone())),
             Arc::new(DeliverySink::new(Channel::Sms, pool.clone())),
         ];
-        let dispatcher = Dispatcher::new(pool.clone(), channels, settings.domain.dispatcher);
+        let dispatcher = Dispatcher::new(pool.clone(), channels, settings.dispatcher.clone());
         let app = ServiceApp::new(router).worker("notification-dispatcher", move |context| {
             dispatcher.run(context.shutdown)
         });

@@ -21,8 +21,9 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use axum::Router;
 use contracts::topics;
+use serde::Deserialize;
 use service_kit::db::compose_migrators;
-use service_kit::settings::{NoDomainSettings, ServiceSettings};
+use service_kit::settings::ServiceSettings;
 use service_kit::{Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
@@ -40,6 +41,12 @@ const TOPICS: [&str; 3] = [
     topics::PAYMENT_EVENTS,
     topics::SAGA_REPLIES,
 ];
+
+/// payment's own settings: `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
+}
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
@@ -60,7 +67,7 @@ pub struct Payment;
 impl Service for Payment {
     const NAME: &'static str = "payment";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
-    type Domain = NoDomainSettings;
+    type Domain = Settings;
 
     fn migrator() -> &'static Migrator {
         &MIGRATOR
