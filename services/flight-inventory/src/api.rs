@@ -7,7 +7,7 @@ use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
 use contracts::Money;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path, Query};
+use service_kit::{ApiError, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
 use crate::domain::decide::{ReportPosition, ScheduleFlight};
@@ -269,12 +269,9 @@ pub struct SearchQuery {
     origin: Option<String>,
     destination: Option<String>,
     date: Option<NaiveDate>,
-    #[serde(default = "default_limit")]
-    limit: i64,
-}
-
-fn default_limit() -> i64 {
-    50
+    /// 50 unless asked, at most 200.
+    #[serde(default)]
+    limit: PageLimit<50, 200>,
 }
 
 /// `GET /flights?origin=ICN&destination=NRT&date=2026-12-01`: from the search read model.
@@ -294,16 +291,11 @@ pub async fn search(
             .with_type("invalid-query")),
         }
     };
-    if !(1..=200).contains(&query.limit) {
-        return Err(
-            ApiError::bad_request("limit must be between 1 and 200").with_type("invalid-query")
-        );
-    }
     let filter = SearchFilter {
         origin: code("origin", query.origin)?,
         destination: code("destination", query.destination)?,
         date: query.date,
-        limit: query.limit,
+        limit: query.limit.get()?,
     };
     Ok(Json(search::search(&state.pool, &filter).await?))
 }

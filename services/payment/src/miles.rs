@@ -1,9 +1,9 @@
 //! Miles accounts: a balance is the sum of the customer's ledger entries.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path};
+use service_kit::{ApiError, IdempotencyKey, Json, Path};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -52,7 +52,7 @@ pub async fn balance(
 pub async fn credit(
     State(pool): State<PgPool>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
+    idempotency_key: Option<IdempotencyKey>,
     Json(request): Json<CreditRequest>,
 ) -> Result<(StatusCode, Json<CreditReceipt>), ApiError> {
     validate_customer_id(&customer_id)?;
@@ -69,7 +69,7 @@ pub async fn credit(
         ))
         .with_extension("field", "reason"));
     }
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = idempotency_key.as_ref().map(IdempotencyKey::as_str);
 
     let mut tx = pool.begin().await?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -130,25 +130,6 @@ pub(crate) async fn balance_of(
     .bind(customer_id)
     .fetch_one(conn)
     .await
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|key| !key.is_empty() && key.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                    )
-                })?;
-            Ok(Some(key.to_owned()))
-        }
-    }
 }
 
 /// Serializes the decisions that spend a customer's miles until the
