@@ -13,12 +13,10 @@ use std::collections::HashMap;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use contracts::Envelope;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path, Query};
+use service_kit::{ApiError, Json, Path, Query, Routes};
 use sqlx::types::Json as SqlJson;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -333,11 +331,11 @@ struct DeadLetterList {
 
 /// `GET /dead-letters?status=parked&limit=100`, `POST /dead-letters/{id}/replay`,
 /// `POST /dead-letters/{id}/discard`, for any service that consumes messages.
-pub fn router(pool: PgPool) -> Router {
-    Router::new()
-        .route("/dead-letters", get(list_handler))
-        .route("/dead-letters/{id}/replay", post(replay_handler))
-        .route("/dead-letters/{id}/discard", post(discard_handler))
+pub fn router(pool: PgPool) -> Routes {
+    Routes::new()
+        .get("/dead-letters", list_handler)
+        .post("/dead-letters/{id}/replay", replay_handler)
+        .post("/dead-letters/{id}/discard", discard_handler)
         .with_state(pool)
 }
 

@@ -10,6 +10,8 @@
 //! - [`extract`]: `Json`/`Path`/`Query` extractors whose rejections are problems,
 //!   the `Idempotency-Key` header and the `limit` of a paged list;
 //! - [`http`]: the middleware stack, health and metrics endpoints;
+//! - [`routes`]: a router that records its `(method, path)` pairs, and the
+//!   `/openapi.json` route;
 //! - [`db`]: connection pools, migrations and schema/role provisioning;
 //! - [`runtime`]: binding, serving, workers and graceful shutdown;
 //! - [`cli`]: the `serve` / `migrate` command line shared by every service;
@@ -21,6 +23,7 @@ pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod problem;
+pub mod routes;
 pub mod runtime;
 pub mod settings;
 pub mod telemetry;
@@ -28,6 +31,7 @@ pub mod wakeup;
 
 pub use extract::{IdempotencyKey, Json, PageLimit, Path, Query};
 pub use problem::{ApiError, ErrorCode};
+pub use routes::{Route, Routes};
 pub use runtime::{
     shutdown_signal, BoundService, ReadinessCheck, Service, ServiceApp, WorkerContext,
 };

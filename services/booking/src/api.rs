@@ -536,14 +536,6 @@ fn saga_error(error: SagaError) -> ApiError {
     }
 }
 
-/// `GET /openapi.json`
-pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,14 +22,12 @@ pub mod watch;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use axum::routing::{get, post};
-use axum::Router;
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
 use serde::Deserialize;
 use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -105,16 +103,16 @@ impl Service for Booking {
                 .saturating_sub(Duration::from_secs(1))
                 .min(api::MAX_WAIT),
         };
-        let router = Router::new()
-            .route("/bookings", post(api::create))
-            .route("/bookings/{booking_id}", get(api::get))
-            .route("/bookings/{booking_id}/cancel", post(api::cancel))
-            .route("/customers/{customer_id}/bookings", get(api::for_customer))
-            .route("/sagas", get(api::list_sagas))
-            .route("/sagas/{saga_id}", get(api::get_saga))
-            .route("/sagas/{saga_id}/retry", post(api::retry_saga))
-            .route("/sagas/{saga_id}/compensate", post(api::compensate_saga))
-            .route("/openapi.json", get(api::openapi))
+        let router = Routes::new()
+            .post("/bookings", api::create)
+            .get("/bookings/{booking_id}", api::get)
+            .post("/bookings/{booking_id}/cancel", api::cancel)
+            .get("/customers/{customer_id}/bookings", api::for_customer)
+            .get("/sagas", api::list_sagas)
+            .get("/sagas/{saga_id}", api::get_saga)
+            .post("/sagas/{saga_id}/retry", api::retry_saga)
+            .post("/sagas/{saga_id}/compensate", api::compensate_saga)
+            .openapi(include_str!("../openapi.json"))
             .with_state(state);
 
         let replies = messaging::Consumer::new(

@@ -432,11 +432,3 @@ pub async fn cancel(
 ) -> Result<Json<FlightView>, ApiError> {
     change(&state, flight_id, |flight| flight.cancel(&request.reason)).await
 }
-
-/// `GET /openapi.json`
-pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
-}

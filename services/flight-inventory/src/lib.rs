@@ -20,15 +20,13 @@ pub mod sweeper;
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::TimeDelta;
 use contracts::topics;
 use eventstore::{ProjectionRunner, ProjectionSettings};
 use serde::Deserialize;
 use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -104,17 +102,18 @@ impl Service for FlightInventory {
             store: store.clone(),
             pool: pool.clone(),
         };
-        let router = Router::new()
-            .route("/flights", get(api::search).post(api::schedule))
-            .route("/flights/{flight_id}", get(api::detail))
-            .route("/flights/{flight_id}/availability", get(api::availability))
-            .route("/flights/{flight_id}/quote", get(api::quote))
-            .route("/flights/{flight_id}/history", get(api::history))
-            .route("/flights/{flight_id}/fare", post(api::change_fare))
-            .route("/flights/{flight_id}/status", post(api::change_status))
-            .route("/flights/{flight_id}/position", post(api::report_position))
-            .route("/flights/{flight_id}/cancel", post(api::cancel))
-            .route("/openapi.json", get(api::openapi))
+        let router = Routes::new()
+            .get("/flights", api::search)
+            .post("/flights", api::schedule)
+            .get("/flights/{flight_id}", api::detail)
+            .get("/flights/{flight_id}/availability", api::availability)
+            .get("/flights/{flight_id}/quote", api::quote)
+            .get("/flights/{flight_id}/history", api::history)
+            .post("/flights/{flight_id}/fare", api::change_fare)
+            .post("/flights/{flight_id}/status", api::change_status)
+            .post("/flights/{flight_id}/position", api::report_position)
+            .post("/flights/{flight_id}/cancel", api::cancel)
+            .openapi(include_str!("../openapi.json"))
             .with_state(state);
 
         let seat_commands = SeatCommands {

@@ -17,16 +17,12 @@ pub mod render;
 
 use std::sync::{Arc, LazyLock};
 
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use contracts::notification::Channel;
 use contracts::topics;
 use serde::Deserialize;
 use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -69,9 +65,9 @@ impl Service for Notification {
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
         describe_metrics();
-        let router = Router::new()
-            .route("/notifications", get(messages::list))
-            .route("/openapi.json", get(openapi))
+        let router = Routes::new()
+            .get("/notifications", messages::list)
+            .openapi(include_str!("../openapi.json"))
             .with_state(pool.clone());
 
         let consumer = messaging::Consumer::new(
@@ -111,12 +107,4 @@ fn describe_metrics() {
         "notification_delivery_failures_total",
         "failed deliveries, by channel and outcome (retry or failed)"
     );
-}
-
-/// `GET /openapi.json`
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
 }

@@ -16,15 +16,11 @@ mod miles;
 use std::sync::{Arc, LazyLock};
 
 use axum::extract::FromRef;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use contracts::topics;
 use serde::Deserialize;
 use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -83,12 +79,12 @@ impl Service for Payment {
             pool: pool.clone(),
             gateway: gateway.clone(),
         };
-        let router = Router::new()
-            .route("/cards", post(cards::tokenize))
-            .route("/payments", get(ledger::list))
-            .route("/accounts/{customer_id}/miles", get(miles::balance))
-            .route("/accounts/{customer_id}/miles/credits", post(miles::credit))
-            .route("/openapi.json", get(openapi))
+        let router = Routes::new()
+            .post("/cards", cards::tokenize)
+            .get("/payments", ledger::list)
+            .get("/accounts/{customer_id}/miles", miles::balance)
+            .post("/accounts/{customer_id}/miles/credits", miles::credit)
+            .openapi(include_str!("../openapi.json"))
             .with_state(state);
         let consumer = messaging::Consumer::new(
             commands::CONSUMER,
@@ -108,12 +104,4 @@ impl Service for Payment {
         )
         .await
     }
-}
-
-/// `GET /openapi.json`
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
 }
