@@ -16,7 +16,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use contracts::Envelope;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path, Query, Routes};
+use service_kit::{ApiError, Json, PageLimit, Path, Query, Routes};
 use sqlx::types::Json as SqlJson;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -316,12 +316,9 @@ impl From<ReplayError> for ApiError {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<DeadLetterStatus>,
-    #[serde(default = "default_limit")]
-    limit: i64,
-}
-
-fn default_limit() -> i64 {
-    100
+    /// 100 unless asked, at most 1000.
+    #[serde(default)]
+    limit: PageLimit<100, 1000>,
 }
 
 #[derive(Debug, Serialize)]
@@ -343,12 +340,8 @@ async fn list_handler(
     State(pool): State<PgPool>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
-    if !(1..=1000).contains(&query.limit) {
-        return Err(
-            ApiError::bad_request("limit must be between 1 and 1000").with_type("invalid-query")
-        );
-    }
-    let items = list(&pool, query.status, query.limit).await?;
+    let limit = query.limit.get()?;
+    let items = list(&pool, query.status, limit).await?;
     Ok(Json(DeadLetterList { items }))
 }
 
