@@ -10,6 +10,7 @@ use contracts::payment::{PaymentEntry, PaymentMethod};
 use contracts::{Currency, Money};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use service_kit::db::{self, LockNamespace};
 use service_kit::{ApiError, Json, PageLimit, Query};
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -247,13 +248,12 @@ pub async fn entries_of_customer(
 /// partition, but during a rebalance two consumers can briefly hold the same
 /// one; the lock keeps "closed" and "captured" from being decided side by side.
 pub async fn lock_booking(conn: &mut PgConnection, booking_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('payment.booking'), hashtext($1))")
-        .bind(booking_id.to_string())
-        .execute(conn)
+    db::advisory_xact_lock(conn, BOOKING_LOCK, booking_id)
         .await
-        .context("lock the booking's payment")?;
-    Ok(())
+        .context("lock the booking's payment")
 }
+
+const BOOKING_LOCK: LockNamespace = LockNamespace::new("payment.booking");
 
 pub async fn is_closed(conn: &mut PgConnection, booking_id: Uuid) -> anyhow::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payment_closures WHERE booking_id = $1)")

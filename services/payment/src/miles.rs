@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use service_kit::db::{self, LockNamespace};
 use service_kit::{ApiError, IdempotencyKey, Json, Path};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -139,12 +140,10 @@ pub(crate) async fn lock_account(
     conn: &mut PgConnection,
     customer_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('payment.miles'), hashtext($1))")
-        .bind(customer_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    db::advisory_xact_lock(conn, ACCOUNT_LOCK, customer_id).await
 }
+
+const ACCOUNT_LOCK: LockNamespace = LockNamespace::new("payment.miles");
 
 /// A booking's movement of miles: a redemption (negative) or its refund (positive).
 pub(crate) async fn record_booking_entry(
