@@ -83,7 +83,7 @@ pub async fn credit(
     .bind(&customer_id)
     .bind(request.miles)
     .bind(&reason)
-    .bind(&idempotency_key)
+    .bind(idempotency_key)
     .fetch_optional(&mut *tx)
     .await?;
     let (entry_id, status) = match inserted {
@@ -95,7 +95,7 @@ pub async fn credit(
                  WHERE customer_id = $1 AND idempotency_key = $2",
             )
             .bind(&customer_id)
-            .bind(&idempotency_key)
+            .bind(idempotency_key)
             .fetch_one(&mut *tx)
             .await?;
             if miles != request.miles || previous_reason != reason {
