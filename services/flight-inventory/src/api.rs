@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
+use contracts::http::inventory::{Quote, QuoteQuery};
 use contracts::Money;
 use serde::{Deserialize, Serialize};
 use service_kit::{ApiError, Json, PageLimit, Path, Query};
@@ -162,28 +163,6 @@ pub async fn availability(
     Ok(Json(loaded.state.availability()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct QuoteQuery {
-    seats: u32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Quote {
-    flight_id: Uuid,
-    /// What a booking needs to say which flight it is, without a second call.
-    flight_number: String,
-    origin: String,
-    destination: String,
-    departure: DateTime<Utc>,
-    arrival: DateTime<Utc>,
-    seats: u32,
-    /// Per seat.
-    fare: Money,
-    total: Money,
-    available: u32,
-    status: FlightStatus,
-}
-
 /// `GET /flights/{id}/quote?seats=N`: what N seats cost now, if they can be sold.
 pub async fn quote(
     State(state): State<AppState>,
@@ -213,7 +192,7 @@ pub async fn quote(
         fare: scheduled.fare,
         total,
         available,
-        status: scheduled.status,
+        status: scheduled.status.as_str().to_owned(),
     }))
 }
 
