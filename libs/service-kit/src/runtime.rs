@@ -39,11 +39,19 @@ pub trait Service: 'static {
     const NAME: &'static str;
     /// Built-in default settings, a TOML document.
     const DEFAULT_SETTINGS: &'static str;
+    /// The service's OpenAPI 3.1 document, served at `/openapi.json`.
+    const OPENAPI: &'static str;
     /// The service's own settings, beside the shared sections of [`ServiceSettings`].
     type Domain: DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static;
 
-    /// The service's migrations, composed with those of the libraries whose tables it holds.
-    fn migrator() -> &'static Migrator;
+    /// The migrations of the libraries whose tables the service holds (the
+    /// outbox, the event store), and its own; applied together in version order.
+    const MIGRATIONS: &'static [&'static Migrator];
+
+    /// [`Self::MIGRATIONS`] composed into the one migrator the service applies.
+    fn migrator() -> Migrator {
+        db::compose_migrators(Self::MIGRATIONS)
+    }
 
     /// Builds the service's routes, readiness checks and workers on a migrated database.
     fn build(
@@ -126,7 +134,7 @@ pub async fn launch<S: Service>(
     settings: ServiceSettings<S::Domain>,
 ) -> anyhow::Result<BoundService> {
     let pool = db::connect(&settings.database, S::NAME).await?;
-    db::migrate(&pool, S::migrator()).await?;
+    db::migrate(&pool, &S::migrator()).await?;
     let http_settings = settings.http.clone();
     let app = S::build(settings, pool.clone())
         .await
@@ -135,6 +143,7 @@ pub async fn launch<S: Service>(
     readiness.insert(0, Arc::new(DatabaseReadiness::new(pool)));
     let (router, routes) = app
         .routes
+        .merge(Routes::new().openapi(S::OPENAPI))
         .merge(crate::http::operational(readiness))
         .into_parts();
     let router = crate::http::stack(router, &http_settings);

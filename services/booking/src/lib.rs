@@ -19,13 +19,12 @@ pub mod request;
 pub mod steps;
 pub mod watch;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
@@ -35,10 +34,6 @@ use crate::consumers::{FlightEvents, SagaReplies};
 use crate::delegates::{DelegateSettings, Delegates};
 use crate::steps::{BookingSteps, SagaSettings};
 use crate::watch::BookingWatch;
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/booking");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &saga::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 6] = [
@@ -78,11 +73,13 @@ pub struct Booking;
 impl Service for Booking {
     const NAME: &'static str = "booking";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &saga::MIGRATOR,
+        &sqlx::migrate!("../../migrations/booking"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -112,7 +109,6 @@ impl Service for Booking {
             .get("/sagas/{saga_id}", api::get_saga)
             .post("/sagas/{saga_id}/retry", api::retry_saga)
             .post("/sagas/{saga_id}/compensate", api::compensate_saga)
-            .openapi(include_str!("../openapi.json"))
             .with_state(state);
 
         let replies = messaging::Consumer::new(

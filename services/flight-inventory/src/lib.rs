@@ -17,14 +17,13 @@ pub mod search;
 pub mod store;
 pub mod sweeper;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
 use contracts::topics;
 use eventstore::{ProjectionRunner, ProjectionSettings};
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
@@ -33,11 +32,6 @@ use sqlx::PgPool;
 use crate::commands::SeatCommands;
 use crate::search::FlightSearchProjection;
 use crate::store::FlightStore;
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/flight-inventory");
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
-    compose_migrators(&[&messaging::MIGRATOR, &eventstore::MIGRATOR, &OWN_MIGRATIONS])
-});
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -76,11 +70,13 @@ pub struct FlightInventory;
 impl Service for FlightInventory {
     const NAME: &'static str = "flight-inventory";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &eventstore::MIGRATOR,
+        &sqlx::migrate!("../../migrations/flight-inventory"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -113,7 +109,6 @@ impl Service for FlightInventory {
             .post("/flights/{flight_id}/status", api::change_status)
             .post("/flights/{flight_id}/position", api::report_position)
             .post("/flights/{flight_id}/cancel", api::cancel)
-            .openapi(include_str!("../openapi.json"))
             .with_state(state);
 
         let seat_commands = SeatCommands {

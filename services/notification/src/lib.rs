@@ -15,12 +15,11 @@ pub mod dispatcher;
 mod messages;
 pub mod render;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use contracts::notification::Channel;
 use contracts::topics;
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
@@ -29,10 +28,6 @@ use sqlx::PgPool;
 use crate::channel::{DeliveryChannel, DeliverySink};
 use crate::commands::NotificationCommands;
 use crate::dispatcher::{Dispatcher, DispatcherSettings};
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/notification");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -54,11 +49,12 @@ pub struct Notification;
 impl Service for Notification {
     const NAME: &'static str = "notification";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &sqlx::migrate!("../../migrations/notification"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -67,7 +63,6 @@ impl Service for Notification {
         describe_metrics();
         let router = Routes::new()
             .get("/notifications", messages::list)
-            .openapi(include_str!("../openapi.json"))
             .with_state(pool.clone());
 
         let consumer = messaging::Consumer::new(

@@ -13,12 +13,11 @@ pub mod gateway;
 pub mod ledger;
 mod miles;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use contracts::topics;
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
@@ -26,10 +25,6 @@ use sqlx::PgPool;
 
 use crate::commands::PaymentCommands;
 use crate::gateway::{CardGateway, SimulatedGateway};
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/payment");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -63,11 +58,12 @@ pub struct Payment;
 impl Service for Payment {
     const NAME: &'static str = "payment";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &sqlx::migrate!("../../migrations/payment"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -84,7 +80,6 @@ impl Service for Payment {
             .get("/payments", ledger::list)
             .get("/accounts/{customer_id}/miles", miles::balance)
             .post("/accounts/{customer_id}/miles/credits", miles::credit)
-            .openapi(include_str!("../openapi.json"))
             .with_state(state);
         let consumer = messaging::Consumer::new(
             commands::CONSUMER,
