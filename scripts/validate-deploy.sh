@@ -333,17 +333,18 @@ def adapter_rules(out):
         yaml.safe_dump({"groups": [{"name": "prometheus-adapter", "rules": records}]}, f)
 
 def rust_default(name):
-    """The number a `fn name() -> T { N }` in libs/service-kit/src/settings.rs returns."""
-    found = re.search(rf"fn {name}\(\) -> \w+ \{{\s*(\d+)\s*\}}", (ROOT / "libs/service-kit/src/settings.rs").read_text())
+    """The number a `fn name() -> T { N }` in libs/messaging/src/settings.rs (the `[kafka]` section) returns."""
+    found = re.search(rf"fn {name}\(\) -> \w+ \{{\s*(\d+)\s*\}}", (ROOT / "libs/messaging/src/settings.rs").read_text())
     if not found:
-        problem(f"libs/service-kit/src/settings.rs: {name}() not found")
+        problem(f"libs/messaging/src/settings.rs: {name}() not found")
         return None
     return int(found.group(1))
 
 def routes_in(path):
-    """(METHOD, path) of every `.route("path", get(..).post(..))` call in a Rust file."""
-    text = path.read_text()
-    found = set()
+    """(METHOD, path) of every `.get("path", ..)`/`.post("path", ..)` call of service_kit::Routes
+    (and any plain axum `.route("path", get(..).post(..))`) in a Rust file, its tests left out."""
+    text = path.read_text().split("#[cfg(test)]")[0]
+    found = {(m.upper(), p) for m, p in re.findall(r'\.(get|post|put|delete|patch)\(\s*"(/[^"]*)"\s*,', text)}
     for match in re.finditer(r'\.route\(\s*"([^"]+)"\s*,', text):
         depth, i = 1, match.end()
         while depth and i < len(text):
@@ -358,7 +359,11 @@ def routes_in(path):
 
 def openapi_routes():
     """Each service's openapi.json documents exactly the routes its source registers, plus the shared ones."""
-    shared = routes_in(ROOT / "libs/service-kit/src/http.rs") | routes_in(ROOT / "libs/messaging/src/dead_letters.rs")
+    shared = (
+        routes_in(ROOT / "libs/service-kit/src/http.rs")
+        | routes_in(ROOT / "libs/service-kit/src/routes.rs")
+        | routes_in(ROOT / "libs/messaging/src/dead_letters.rs")
+    )
     methods = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
     for document in sorted(ROOT.glob("services/*/openapi.json")):
         service = document.parent

@@ -9,10 +9,12 @@
 //! - [`inventory`]: flight-inventory's commands, replies and events;
 //! - [`payment`]: payment's commands and replies (card tokens, never card numbers);
 //! - [`notification`]: notification's command and reply;
+//! - [`http`]: the HTTP bodies one service sends another (quote, card token);
 //! - [`topics`]: the topics and their single writers;
 //! - [`services`]: the services of the system.
 
 pub mod envelope;
+pub mod http;
 pub mod inventory;
 pub mod money;
 pub mod notification;

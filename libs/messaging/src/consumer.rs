@@ -34,6 +34,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::settings::{ConsumerSettings, KafkaSettings};
 use anyhow::Context;
 use contracts::{Envelope, MessageType};
 use futures::future::BoxFuture;
@@ -41,7 +42,6 @@ use futures::FutureExt as _;
 use rdkafka::consumer::{CommitMode, Consumer as _, ConsumerContext, Rebalance, StreamConsumer};
 use rdkafka::message::{BorrowedMessage, Headers};
 use rdkafka::{ClientContext, Message as _, Statistics};
-use service_kit::settings::{ConsumerSettings, KafkaSettings};
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;

@@ -13,12 +13,10 @@ use std::collections::HashMap;
 use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::{DateTime, Utc};
 use contracts::Envelope;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path, Query};
+use service_kit::{ApiError, Json, PageLimit, Path, Query, Routes};
 use sqlx::types::Json as SqlJson;
 use sqlx::{PgConnection, PgPool, Row};
 use uuid::Uuid;
@@ -318,12 +316,9 @@ impl From<ReplayError> for ApiError {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<DeadLetterStatus>,
-    #[serde(default = "default_limit")]
-    limit: i64,
-}
-
-fn default_limit() -> i64 {
-    100
+    /// 100 unless asked, at most 1000.
+    #[serde(default)]
+    limit: PageLimit<100, 1000>,
 }
 
 #[derive(Debug, Serialize)]
@@ -333,11 +328,11 @@ struct DeadLetterList {
 
 /// `GET /dead-letters?status=parked&limit=100`, `POST /dead-letters/{id}/replay`,
 /// `POST /dead-letters/{id}/discard`, for any service that consumes messages.
-pub fn router(pool: PgPool) -> Router {
-    Router::new()
-        .route("/dead-letters", get(list_handler))
-        .route("/dead-letters/{id}/replay", post(replay_handler))
-        .route("/dead-letters/{id}/discard", post(discard_handler))
+pub fn router(pool: PgPool) -> Routes {
+    Routes::new()
+        .get("/dead-letters", list_handler)
+        .post("/dead-letters/{id}/replay", replay_handler)
+        .post("/dead-letters/{id}/discard", discard_handler)
         .with_state(pool)
 }
 
@@ -345,12 +340,8 @@ async fn list_handler(
     State(pool): State<PgPool>,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
-    if !(1..=1000).contains(&query.limit) {
-        return Err(
-            ApiError::bad_request("limit must be between 1 and 1000").with_type("invalid-query")
-        );
-    }
-    let items = list(&pool, query.status, query.limit).await?;
+    let limit = query.limit.get()?;
+    let items = list(&pool, query.status, limit).await?;
     Ok(Json(DeadLetterList { items }))
 }
 

@@ -9,6 +9,7 @@
 //!   once, replies to the saga through one helper, an after-commit hook;
 //! - [`dead_letters`]: parked messages, listed and replayed over HTTP and CLI;
 //! - [`topics`]: topic bootstrap;
+//! - [`KafkaSettings`]: the `[kafka]` section each service embeds in its settings;
 //! - [`BrokerReadiness`]: the readiness check for `/health/ready`.
 //!
 //! The tables live in each service's own schema, created by [`MIGRATOR`],
@@ -31,8 +32,7 @@ pub use consumer::{Consumer, HandlerError, Incoming, MessageHandler};
 pub use outbox::{enqueue, OutboxRelay};
 pub use participant::{Delivery, Handles, Participant};
 pub use producer::Producer;
-pub use service_kit::settings::{ConsumerSettings, KafkaSettings, RelaySettings};
-pub use settings::BrokerReadiness;
+pub use settings::{BrokerReadiness, ConsumerSettings, KafkaSettings, RelaySettings};
 pub use wiring::{attach, MessagingCommand};
 
 /// The outbox, inbox and dead-letter tables (migrations 1000+).

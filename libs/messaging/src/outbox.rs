@@ -21,10 +21,10 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use crate::settings::RelaySettings;
 use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contracts::{Envelope, Message};
-use service_kit::settings::RelaySettings;
 use service_kit::wakeup::Wakeup;
 use sqlx::types::Json;
 use sqlx::{PgConnection, PgPool, Row};
@@ -113,11 +113,7 @@ struct ClaimedRow {
 }
 
 impl OutboxRelay {
-    pub fn new(
-        pool: PgPool,
-        producer: Producer,
-        kafka: &service_kit::settings::KafkaSettings,
-    ) -> Self {
+    pub fn new(pool: PgPool, producer: Producer, kafka: &crate::settings::KafkaSettings) -> Self {
         Self {
             pool,
             producer,

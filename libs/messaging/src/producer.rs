@@ -3,13 +3,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use crate::settings::KafkaSettings;
 use anyhow::Context;
 use futures::future::Either;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use service_kit::settings::KafkaSettings;
 
 use crate::settings::client_config;
 

@@ -4,13 +4,13 @@
 
 use std::time::Duration;
 
+use crate::settings::KafkaSettings;
 use anyhow::Context;
 use contracts::{Envelope, Message};
 use rdkafka::consumer::{Consumer as _, StreamConsumer};
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::Message as _;
-use service_kit::settings::KafkaSettings;
 
 use crate::producer::{OutgoingRecord, Producer};
 use crate::settings::client_config;

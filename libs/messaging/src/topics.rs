@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use crate::settings::KafkaSettings;
 use anyhow::Context;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::types::RDKafkaErrorCode;
-use service_kit::settings::KafkaSettings;
 
 use crate::settings::client_config;
 

@@ -3,8 +3,8 @@
 use std::future::Future;
 use std::pin::Pin;
 
+use crate::settings::KafkaSettings;
 use service_kit::cli::AdminCommands;
-use service_kit::settings::KafkaSettings;
 use service_kit::ServiceApp;
 use sqlx::PgPool;
 

@@ -64,7 +64,7 @@ async fn migrated_pool<S: Service>(
     settings: &ServiceSettings<S::Domain>,
 ) -> anyhow::Result<PgPool> {
     let pool = crate::db::connect(&settings.database, S::NAME).await?;
-    crate::db::migrate(&pool, S::migrator()).await?;
+    crate::db::migrate(&pool, &S::migrator()).await?;
     tracing::info!(service = S::NAME, "migrations applied");
     Ok(pool)
 }

@@ -86,6 +86,41 @@ pub async fn migrate(pool: &PgPool, migrator: &Migrator) -> anyhow::Result<()> {
     migrator.run(pool).await.context("apply migrations")
 }
 
+/// A family of advisory locks, named for what it serializes
+/// (`payment.booking`). Its name is the lock's first key, so two uses that
+/// happen to lock the same key (a booking id, a customer id) never wait on
+/// each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LockNamespace(&'static str);
+
+impl LockNamespace {
+    pub const fn new(name: &'static str) -> Self {
+        Self(name)
+    }
+
+    pub fn name(self) -> &'static str {
+        self.0
+    }
+}
+
+/// Takes the advisory lock on `key` in `namespace` for the rest of the
+/// caller's transaction (`pg_advisory_xact_lock`), waiting while another
+/// transaction holds it. Both keys are `hashtext` of their text, which is
+/// stable for a given Postgres major version: enough for a lock, which
+/// outlives no transaction.
+pub async fn advisory_xact_lock(
+    conn: &mut PgConnection,
+    namespace: LockNamespace,
+    key: impl std::fmt::Display,
+) -> Result<(), sqlx::Error> {
+    sqlx::query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))")
+        .bind(namespace.name())
+        .bind(key.to_string())
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Readiness: the pool can run a query.
 #[derive(Debug, Clone)]
 pub struct DatabaseReadiness {

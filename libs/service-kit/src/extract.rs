@@ -3,13 +3,18 @@
 //! Use these instead of axum's own: `service_kit::Json<T>` for bodies (400 bad
 //! syntax, 413 too large, 415 wrong content type, 422 wrong shape),
 //! `service_kit::Path<T>` and `service_kit::Query<T>` (400).
+//!
+//! Two request parts every service reads the same way have their own types:
+//! [`IdempotencyKey`], the `Idempotency-Key` header (required, or optional as
+//! `Option<IdempotencyKey>`), and [`PageLimit`], the `limit` of a paged list.
 
 use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
 use axum::extract::FromRequest;
-use axum::extract::FromRequestParts;
-use axum::http::StatusCode;
+use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::http::request::Parts;
+use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::problem::{ApiError, ErrorCode};
 
@@ -70,5 +75,163 @@ impl From<PathRejection> for ApiError {
 impl From<QueryRejection> for ApiError {
     fn from(rejection: QueryRejection) -> Self {
         ApiError::bad_request(rejection.body_text()).with_type("invalid-query")
+    }
+}
+
+/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters once
+/// trimmed. Extracted as `IdempotencyKey` it is required (400
+/// `idempotency-key-required` when absent); as `Option<IdempotencyKey>` it
+/// may be absent. Either way a malformed key is a 400 `idempotency-key-invalid`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    pub const HEADER: &'static str = "idempotency-key";
+    pub const MAX_LEN: usize = 255;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    fn parse(value: &HeaderValue) -> Result<Self, ApiError> {
+        value
+            .to_str()
+            .ok()
+            .map(str::trim)
+            .filter(|key| !key.is_empty() && key.len() <= Self::MAX_LEN)
+            .map(|key| Self(key.to_owned()))
+            .ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "Idempotency-Key must be 1 to {} visible ASCII characters",
+                    Self::MAX_LEN
+                ))
+                .with_type("idempotency-key-invalid")
+            })
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        match parts.headers.get(Self::HEADER) {
+            Some(value) => Self::parse(value),
+            None => Err(ApiError::bad_request(format!(
+                "{} {} needs an Idempotency-Key header",
+                parts.method,
+                parts.uri.path()
+            ))
+            .with_type("idempotency-key-required")),
+        }
+    }
+}
+
+impl<S: Send + Sync> OptionalFromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, ApiError> {
+        parts.headers.get(Self::HEADER).map(Self::parse).transpose()
+    }
+}
+
+/// The `limit` query parameter of a paged list: absent means `DEFAULT`,
+/// otherwise 1 to `MAX`. A field of the list's own query type (with
+/// `#[serde(default)]`), so the query keeps refusing unknown parameters;
+/// [`get`](Self::get) answers the one problem every list gives for a bad limit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct PageLimit<const DEFAULT: i64, const MAX: i64>(Option<i64>);
+
+impl<const DEFAULT: i64, const MAX: i64> PageLimit<DEFAULT, MAX> {
+    /// The requested limit, or the default; 400 `invalid-query` out of range.
+    pub fn get(self) -> Result<i64, ApiError> {
+        match self.0 {
+            None => Ok(DEFAULT),
+            Some(limit) if (1..=MAX).contains(&limit) => Ok(limit),
+            Some(_) => Err(
+                ApiError::bad_request(format!("limit must be between 1 and {MAX}"))
+                    .with_type("invalid-query")
+                    .with_extension("field", "limit"),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Request;
+
+    fn parts(headers: &[(&'static str, &'static str)]) -> Parts {
+        let mut request = Request::post("/bookings");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        request.body(()).unwrap().into_parts().0
+    }
+
+    async fn required(
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<IdempotencyKey, ApiError> {
+        <IdempotencyKey as FromRequestParts<()>>::from_request_parts(&mut parts(headers), &()).await
+    }
+
+    async fn optional(
+        headers: &[(&'static str, &'static str)],
+    ) -> Result<Option<IdempotencyKey>, ApiError> {
+        <IdempotencyKey as OptionalFromRequestParts<()>>::from_request_parts(
+            &mut parts(headers),
+            &(),
+        )
+        .await
+    }
+
+    #[tokio::test]
+    async fn an_idempotency_key_is_required_trimmed_and_bounded() {
+        let missing = required(&[]).await.unwrap_err();
+        assert_eq!(missing.code(), ErrorCode::BadRequest);
+        assert_eq!(
+            missing.detail(),
+            "POST /bookings needs an Idempotency-Key header"
+        );
+        assert!(required(&[("idempotency-key", "  ")]).await.is_err());
+        let long = "k".repeat(256).leak();
+        assert!(required(&[("idempotency-key", long)]).await.is_err());
+        assert_eq!(
+            required(&[("idempotency-key", " order-1 ")])
+                .await
+                .unwrap()
+                .as_str(),
+            "order-1"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_optional_idempotency_key_may_be_absent_but_not_malformed() {
+        assert_eq!(optional(&[]).await.unwrap(), None);
+        assert!(optional(&[("idempotency-key", "")]).await.is_err());
+        assert_eq!(
+            optional(&[("idempotency-key", "credit-1")])
+                .await
+                .unwrap()
+                .map(|key| key.to_string()),
+            Some("credit-1".to_owned())
+        );
+    }
+
+    #[test]
+    fn a_page_limit_defaults_and_is_bounded() {
+        assert_eq!(PageLimit::<20, 100>(None).get().unwrap(), 20);
+        assert_eq!(PageLimit::<20, 100>(Some(100)).get().unwrap(), 100);
+        let refused = PageLimit::<20, 100>(Some(0)).get().unwrap_err();
+        assert_eq!(refused.code(), ErrorCode::BadRequest);
+        assert_eq!(refused.detail(), "limit must be between 1 and 100");
+        assert!(PageLimit::<20, 100>(Some(101)).get().is_err());
     }
 }

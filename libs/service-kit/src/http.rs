@@ -1,11 +1,12 @@
 //! The HTTP stack every service shares.
 //!
-//! [`assemble`] wraps a service's routes with, from the outside in: request
+//! [`stack`] wraps a service's routes with, from the outside in: request
 //! ids, a trace span continued from the caller's W3C `traceparent`, RED
 //! metrics, load shedding (503 + `Retry-After` beyond the in-flight limit), a
-//! request timeout, a body limit and panic recovery; and adds the operational
-//! endpoints `/health/live`, `/health/ready` and `/metrics`. Anything that does
-//! not match a route is a 404 problem; a wrong method is a 405 problem.
+//! request timeout, a body limit and panic recovery. [`operational`] are the
+//! endpoints `/health/live`, `/health/ready` and `/metrics`; [`assemble`] is
+//! both. Anything that does not match a route is a 404 problem; a wrong
+//! method is a 405 problem.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,7 +15,6 @@ use axum::extract::{DefaultBodyLimit, Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::Router;
 use opentelemetry_http::HeaderExtractor;
 use serde::Serialize;
@@ -26,31 +26,41 @@ use tracing::Level;
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use crate::problem::{ApiError, ErrorCode};
+use crate::routes::Routes;
 use crate::runtime::ReadinessCheck;
 use crate::settings::HttpSettings;
 
 /// How long one readiness check may take before it counts as failed.
 const READINESS_CHECK_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// Wraps `routes` in the shared middleware stack and adds the operational endpoints.
+/// Adds the operational endpoints to `routes` and wraps them in the shared middleware stack.
 pub fn assemble(
     routes: Router,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     settings: &HttpSettings,
 ) -> Router {
+    let (operational, _) = operational(readiness).into_parts();
+    stack(routes.merge(operational), settings)
+}
+
+/// `/health/live`, `/health/ready` (running `readiness`) and `/metrics`.
+pub fn operational(readiness: Vec<Arc<dyn ReadinessCheck>>) -> Routes {
+    Routes::new()
+        .get("/health/live", live)
+        .get("/health/ready", ready)
+        .get("/metrics", metrics_text)
+        .with_state(Arc::new(readiness))
+}
+
+/// Wraps `routes` in the shared middleware stack, with problem+json fallbacks.
+pub fn stack(routes: Router, settings: &HttpSettings) -> Router {
     // Install the recorder before the first request, or that request's metrics go nowhere.
     crate::metrics::handle();
-    let operational = Router::new()
-        .route("/health/live", get(live))
-        .route("/health/ready", get(ready))
-        .route("/metrics", get(metrics_text))
-        .with_state(Arc::new(readiness));
     let limits = Arc::new(Limits {
         in_flight: Semaphore::new(settings.max_concurrent_requests.max(1)),
         timeout: settings.request_timeout(),
     });
     routes
-        .merge(operational)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(CatchPanicLayer::custom(panic_to_problem))

@@ -8,8 +8,11 @@
 //! - [`settings`]: typed, layered configuration (defaults → file → environment);
 //! - [`telemetry`]: JSON/pretty logs, OpenTelemetry export when configured;
 //! - [`problem`]: the one error vocabulary, rendered as RFC 9457 problem+json;
-//! - [`extract`]: `Json`/`Path`/`Query` extractors whose rejections are problems;
+//! - [`extract`]: `Json`/`Path`/`Query` extractors whose rejections are problems,
+//!   the `Idempotency-Key` header and the `limit` of a paged list;
 //! - [`http`]: the middleware stack, health and metrics endpoints;
+//! - [`routes`]: a router that records its `(method, path)` pairs, and the
+//!   `/openapi.json` route;
 //! - [`db`]: connection pools, migrations and schema/role provisioning;
 //! - [`runtime`]: binding, serving, workers and graceful shutdown;
 //! - [`cli`]: the `serve` / `migrate` command line shared by every service;
@@ -22,13 +25,15 @@ pub mod extract;
 pub mod http;
 pub mod metrics;
 pub mod problem;
+pub mod routes;
 pub mod runtime;
 pub mod settings;
 pub mod telemetry;
 pub mod wakeup;
 
-pub use extract::{Json, Path, Query};
+pub use extract::{IdempotencyKey, Json, PageLimit, Path, Query};
 pub use problem::{ApiError, ErrorCode};
+pub use routes::{Route, Routes};
 pub use runtime::{
     shutdown_signal, BoundService, ReadinessCheck, Service, ServiceApp, WorkerContext,
 };

@@ -14,6 +14,8 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::Router;
+
+use crate::routes::{Route, Routes};
 use futures::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use sqlx::migrate::Migrator;
@@ -37,11 +39,19 @@ pub trait Service: 'static {
     const NAME: &'static str;
     /// Built-in default settings, a TOML document.
     const DEFAULT_SETTINGS: &'static str;
+    /// The service's OpenAPI 3.1 document, served at `/openapi.json`.
+    const OPENAPI: &'static str;
     /// The service's own settings, beside the shared sections of [`ServiceSettings`].
     type Domain: DeserializeOwned + Clone + fmt::Debug + Send + Sync + 'static;
 
-    /// The service's migrations, composed with those of the libraries whose tables it holds.
-    fn migrator() -> &'static Migrator;
+    /// The migrations of the libraries whose tables the service holds (the
+    /// outbox, the event store), and its own; applied together in version order.
+    const MIGRATIONS: &'static [&'static Migrator];
+
+    /// [`Self::MIGRATIONS`] composed into the one migrator the service applies.
+    fn migrator() -> Migrator {
+        db::compose_migrators(Self::MIGRATIONS)
+    }
 
     /// Builds the service's routes, readiness checks and workers on a migrated database.
     fn build(
@@ -60,7 +70,7 @@ pub struct WorkerContext {
 
 /// A service's parts: routes, readiness checks and background workers.
 pub struct ServiceApp {
-    router: Router,
+    routes: Routes,
     readiness: Vec<Arc<dyn ReadinessCheck>>,
     workers: Vec<(&'static str, WorkerRun)>,
 }
@@ -68,6 +78,7 @@ pub struct ServiceApp {
 impl fmt::Debug for ServiceApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServiceApp")
+            .field("routes", &self.routes.table())
             .field(
                 "readiness",
                 &self.readiness.iter().map(|c| c.name()).collect::<Vec<_>>(),
@@ -85,17 +96,17 @@ impl fmt::Debug for ServiceApp {
 }
 
 impl ServiceApp {
-    pub fn new(router: Router) -> Self {
+    pub fn new(routes: Routes) -> Self {
         Self {
-            router,
+            routes,
             readiness: Vec::new(),
             workers: Vec::new(),
         }
     }
 
     /// Adds routes beside the service's own (the dead-letter endpoints, say).
-    pub fn routes(mut self, router: Router) -> Self {
-        self.router = self.router.merge(router);
+    pub fn routes(mut self, routes: Routes) -> Self {
+        self.routes = self.routes.merge(routes);
         self
     }
 
@@ -123,14 +134,19 @@ pub async fn launch<S: Service>(
     settings: ServiceSettings<S::Domain>,
 ) -> anyhow::Result<BoundService> {
     let pool = db::connect(&settings.database, S::NAME).await?;
-    db::migrate(&pool, S::migrator()).await?;
+    db::migrate(&pool, &S::migrator()).await?;
     let http_settings = settings.http.clone();
     let app = S::build(settings, pool.clone())
         .await
         .with_context(|| format!("build the {} service", S::NAME))?;
     let mut readiness = app.readiness;
     readiness.insert(0, Arc::new(DatabaseReadiness::new(pool)));
-    let router = crate::http::assemble(app.router, readiness, &http_settings);
+    let (router, routes) = app
+        .routes
+        .merge(Routes::new().openapi(S::OPENAPI))
+        .merge(crate::http::operational(readiness))
+        .into_parts();
+    let router = crate::http::stack(router, &http_settings);
     let listener = TcpListener::bind(http_settings.address())
         .await
         .with_context(|| format!("bind {}", http_settings.address()))?;
@@ -141,6 +157,7 @@ pub async fn launch<S: Service>(
         listener,
         local_addr,
         router,
+        routes,
         workers: app.workers,
         http_settings,
     })
@@ -152,6 +169,7 @@ pub struct BoundService {
     listener: TcpListener,
     local_addr: SocketAddr,
     router: Router,
+    routes: Vec<Route>,
     workers: Vec<(&'static str, WorkerRun)>,
     http_settings: HttpSettings,
 }
@@ -168,6 +186,12 @@ impl fmt::Debug for BoundService {
 impl BoundService {
     pub fn local_addr(&self) -> SocketAddr {
         self.local_addr
+    }
+
+    /// Every route the service answers, its own and the shared ones: what its
+    /// OpenAPI document must describe.
+    pub fn routes(&self) -> &[Route] {
+        &self.routes
     }
 
     /// Serves until `shutdown` resolves or a worker fails, then drains HTTP

@@ -79,180 +79,29 @@ fn typed_override(value: &str) -> config::Value {
 
 /// Everything a service is configured with: the shared sections every
 /// service has, and `domain`, the service's own settings, whose fields sit at
-/// the top level of the document next to the shared sections.
+/// the top level of the document next to the shared sections. The broker's
+/// `[kafka]` section is one of those: messaging owns its type
+/// (`messaging::KafkaSettings`) and each service embeds it, so service-kit
+/// knows nothing of Kafka.
 #[derive(Debug, Clone, Deserialize)]
 pub struct ServiceSettings<Domain> {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
-    pub kafka: KafkaSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     #[serde(flatten)]
     pub domain: Domain,
 }
 
-/// For services that have no settings of their own (yet).
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
-pub struct NoDomainSettings {}
+/// `settings.kafka` reads the service's own `kafka` section: a service's
+/// settings are one document, and the split into shared and own sections is
+/// service-kit's business, not something every call site should spell out.
+impl<Domain> std::ops::Deref for ServiceSettings<Domain> {
+    type Target = Domain;
 
-/// How a service reaches the broker.
-#[derive(Debug, Clone, Deserialize)]
-pub struct KafkaSettings {
-    /// Bootstrap servers, comma separated: `127.0.0.1:9092`.
-    pub brokers: String,
-    /// Prepended to every topic and consumer group name; lets tests and
-    /// several environments share one broker without seeing each other.
-    #[serde(default)]
-    pub topic_prefix: String,
-    /// Partitions of the topics a service creates; the unit of consumer parallelism.
-    #[serde(default = "default_partitions")]
-    pub partitions: i32,
-    /// Replicas of the topics a service creates: 1 for a single local broker, 3 in production.
-    #[serde(default = "default_replication_factor")]
-    pub replication_factor: i32,
-    #[serde(default)]
-    pub relay: RelaySettings,
-    #[serde(default)]
-    pub consumer: ConsumerSettings,
-}
-
-fn default_partitions() -> i32 {
-    3
-}
-fn default_replication_factor() -> i32 {
-    1
-}
-
-impl KafkaSettings {
-    /// The topic's (or consumer group's) name in this environment.
-    pub fn name(&self, base: &str) -> String {
-        format!("{}{}", self.topic_prefix, base)
+    fn deref(&self) -> &Domain {
+        &self.domain
     }
-}
-
-/// How the outbox relay paces itself.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RelaySettings {
-    /// Rows claimed and published per transaction.
-    #[serde(default = "default_batch_size")]
-    pub batch_size: i64,
-    /// How often to look for rows when no notification arrives.
-    #[serde(default = "default_poll_interval_ms")]
-    pub poll_interval_ms: u64,
-    /// Published rows are deleted after this long.
-    #[serde(default = "default_retention_secs")]
-    pub retention_secs: u64,
-    /// How often to prune and to refresh the backlog gauges.
-    #[serde(default = "default_maintenance_interval_secs")]
-    pub maintenance_interval_secs: u64,
-}
-
-impl Default for RelaySettings {
-    fn default() -> Self {
-        Self {
-            batch_size: default_batch_size(),
-            poll_interval_ms: default_poll_interval_ms(),
-            retention_secs: default_retention_secs(),
-            maintenance_interval_secs: default_maintenance_interval_secs(),
-        }
-    }
-}
-
-fn default_batch_size() -> i64 {
-    500
-}
-fn default_poll_interval_ms() -> u64 {
-    500
-}
-fn default_retention_secs() -> u64 {
-    24 * 3600
-}
-fn default_maintenance_interval_secs() -> u64 {
-    5
-}
-
-/// A consumer's retry budget and pacing.
-#[derive(Debug, Clone, Deserialize)]
-pub struct ConsumerSettings {
-    /// Attempts before a failing message is parked.
-    #[serde(default = "default_max_attempts")]
-    pub max_attempts: u32,
-    #[serde(default = "default_initial_backoff_ms")]
-    pub initial_backoff_ms: u64,
-    #[serde(default = "default_max_backoff_ms")]
-    pub max_backoff_ms: u64,
-    /// How often stored offsets are committed to the broker. A crash loses
-    /// at most this much progress, which the inbox makes harmless.
-    #[serde(default = "default_auto_commit_interval_ms")]
-    pub auto_commit_interval_ms: u64,
-    /// How often to look for replay requests and prune the inbox.
-    #[serde(default = "default_maintenance_interval_ms")]
-    pub maintenance_interval_ms: u64,
-    /// How long the broker may hold a fetch while it has nothing new. Kafka
-    /// answers as soon as data arrives, so this only sets how often an idle
-    /// consumer asks again.
-    #[serde(default = "default_fetch_wait_max_ms")]
-    pub fetch_wait_max_ms: u64,
-    /// Inbox rows older than this are pruned; a redelivery older than that is not expected.
-    #[serde(default = "default_inbox_retention_secs")]
-    pub inbox_retention_secs: u64,
-    /// Members of each consumer group this process runs. A partition has one
-    /// member at a time, so up to the topic's partition count apply messages in
-    /// parallel while each key's messages stay in order. More members mean
-    /// more group rebalancing work for the broker.
-    #[serde(default = "default_instances")]
-    pub instances: u32,
-    /// The most messages applied in one database transaction. A batch is
-    /// what the client has already fetched, never waited for: at low load it
-    /// is one message, under load it saves a commit per message.
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-}
-
-impl Default for ConsumerSettings {
-    fn default() -> Self {
-        Self {
-            max_attempts: default_max_attempts(),
-            initial_backoff_ms: default_initial_backoff_ms(),
-            max_backoff_ms: default_max_backoff_ms(),
-            auto_commit_interval_ms: default_auto_commit_interval_ms(),
-            maintenance_interval_ms: default_maintenance_interval_ms(),
-            inbox_retention_secs: default_inbox_retention_secs(),
-            fetch_wait_max_ms: default_fetch_wait_max_ms(),
-            instances: default_instances(),
-            max_batch: default_max_batch(),
-        }
-    }
-}
-
-fn default_instances() -> u32 {
-    1
-}
-
-fn default_max_batch() -> usize {
-    100
-}
-
-fn default_max_attempts() -> u32 {
-    8
-}
-fn default_initial_backoff_ms() -> u64 {
-    100
-}
-fn default_max_backoff_ms() -> u64 {
-    5_000
-}
-fn default_auto_commit_interval_ms() -> u64 {
-    1_000
-}
-fn default_maintenance_interval_ms() -> u64 {
-    1_000
-}
-fn default_fetch_wait_max_ms() -> u64 {
-    500
-}
-fn default_inbox_retention_secs() -> u64 {
-    7 * 24 * 3600
 }
 
 /// Where and how the HTTP server listens.

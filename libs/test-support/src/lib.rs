@@ -31,7 +31,6 @@ use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use service_kit::db::SchemaOwner;
 use service_kit::runtime::{launch, Service};
-use service_kit::settings::KafkaSettings;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::oneshot;
@@ -184,7 +183,10 @@ pub async fn spawn<S: Service>(
 
 /// Settings that reach the test broker with `topic_prefix`, the rest at their
 /// defaults: for tests that publish to or read a service's topics themselves.
-pub fn kafka_settings(topic_prefix: &str) -> anyhow::Result<KafkaSettings> {
+/// Generic so that this crate needs no messaging dependency (which would make
+/// messaging's own tests build a second copy of it): the caller's
+/// `messaging::KafkaSettings` is the one type it is used as.
+pub fn kafka_settings<T: serde::de::DeserializeOwned>(topic_prefix: &str) -> anyhow::Result<T> {
     serde_json::from_value(serde_json::json!({
         "brokers": brokers(),
         "topic_prefix": topic_prefix,

@@ -14,7 +14,7 @@ use contracts::payment::redeem_miles;
 use contracts::Money;
 use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path, Query};
+use service_kit::{ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
 use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
@@ -25,7 +25,8 @@ use crate::AppState;
 /// The longest `Prefer: wait` the API promises; the service may honour less
 /// (see [`crate::AppState::max_wait`]).
 pub const MAX_WAIT: Duration = Duration::from_secs(30);
-const MAX_PAGE: i64 = 100;
+/// `?limit=` of booking's lists: 20 unless asked, at most 100.
+type Limit = PageLimit<20, 100>;
 
 /// A booking as the API shows it.
 #[derive(Debug, Serialize)]
@@ -119,10 +120,11 @@ fn booking_not_found() -> ApiError {
 #[tracing::instrument(skip_all, fields(booking_id = tracing::field::Empty), err(Debug))]
 pub async fn create(
     State(state): State<AppState>,
+    idempotency_key: IdempotencyKey,
     headers: HeaderMap,
     Json(request): Json<CreateBooking>,
 ) -> Result<Response, ApiError> {
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = idempotency_key.as_str();
     let wait = prefer_wait(&headers).map(|wait| wait.min(state.max_wait));
     let valid = request::validate(&request).map_err(|errors| {
         let detail = errors
@@ -137,7 +139,7 @@ pub async fn create(
     let fingerprint = request::fingerprint(&request);
 
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
-    if let Some(booking_id) = replayed(&mut conn, &idempotency_key, &fingerprint).await? {
+    if let Some(booking_id) = replayed(&mut conn, idempotency_key, &fingerprint).await? {
         drop(conn);
         return respond(&state, booking_id, wait).await;
     }
@@ -223,11 +225,11 @@ pub async fn create(
     .map_err(anyhow::Error::from)?;
 
     let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
-    if !db::insert(&mut tx, &booking, &idempotency_key, &fingerprint).await? {
+    if !db::insert(&mut tx, &booking, idempotency_key, &fingerprint).await? {
         // Another request with this key won the race: answer as a retry of it.
         drop(tx);
         let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
-        let booking_id = replayed(&mut conn, &idempotency_key, &fingerprint)
+        let booking_id = replayed(&mut conn, idempotency_key, &fingerprint)
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency key {idempotency_key} vanished"))?;
         drop(conn);
@@ -283,23 +285,6 @@ async fn respond(
         }
     }
     Ok((status, headers, Json(body)).into_response())
-}
-
-fn idempotency_key(headers: &HeaderMap) -> Result<String, ApiError> {
-    let value = headers.get("idempotency-key").ok_or_else(|| {
-        ApiError::bad_request("POST /bookings needs an Idempotency-Key header")
-            .with_type("idempotency-key-required")
-    })?;
-    value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|key| !key.is_empty() && key.len() <= 255)
-        .map(str::to_owned)
-        .ok_or_else(|| {
-            ApiError::bad_request("Idempotency-Key must be 1 to 255 visible ASCII characters")
-                .with_type("idempotency-key-invalid")
-        })
 }
 
 /// `Prefer: wait=N` (RFC 7240), capped; preferences it does not know are ignored.
@@ -400,7 +385,8 @@ pub async fn cancel(
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
-    limit: Option<i64>,
+    #[serde(default)]
+    limit: Limit,
     /// The last booking id of the previous page.
     before: Option<Uuid>,
 }
@@ -420,7 +406,7 @@ pub async fn for_customer(
 ) -> Result<Json<BookingList>, ApiError> {
     request::validate_customer_id(&customer_id)
         .map_err(|detail| ApiError::bad_request(detail).with_type("invalid-path"))?;
-    let limit = page_limit(query.limit)?;
+    let limit = query.limit.get()?;
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     let before = match query.before {
         Some(id) => {
@@ -446,22 +432,12 @@ pub async fn for_customer(
     Ok(Json(BookingList { items, next_before }))
 }
 
-fn page_limit(limit: Option<i64>) -> Result<i64, ApiError> {
-    match limit {
-        None => Ok(20),
-        Some(limit) if (1..=MAX_PAGE).contains(&limit) => Ok(limit),
-        Some(_) => {
-            Err(ApiError::bad_request(format!("limit is 1 to {MAX_PAGE}"))
-                .with_type("invalid-query"))
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SagaQuery {
     status: Option<String>,
-    limit: Option<i64>,
+    #[serde(default)]
+    limit: Limit,
     /// Sagas last changed before this instant (the previous page's last `updated_at`).
     before: Option<DateTime<Utc>>,
 }
@@ -488,7 +464,7 @@ pub async fn list_sagas(
             ))
             .with_type("invalid-query")
         })?;
-    let limit = page_limit(query.limit)?;
+    let limit = query.limit.get()?;
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     let items = saga::store::list(&mut conn, status, query.before, limit).await?;
     Ok(Json(SagaList { items }))
@@ -559,14 +535,6 @@ fn saga_error(error: SagaError) -> ApiError {
     }
 }
 
-/// `GET /openapi.json`
-pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -591,22 +559,5 @@ mod tests {
             Some(MAX_WAIT)
         );
         assert_eq!(prefer_wait(&headers(&[("prefer", "wait=soon")])), None);
-    }
-
-    #[test]
-    fn an_idempotency_key_is_required_and_bounded() {
-        assert!(idempotency_key(&headers(&[])).is_err());
-        assert!(idempotency_key(&headers(&[("idempotency-key", "  ")])).is_err());
-        assert_eq!(
-            idempotency_key(&headers(&[("idempotency-key", "order-1")])).unwrap(),
-            "order-1"
-        );
-    }
-
-    #[test]
-    fn page_limits_are_bounded() {
-        assert_eq!(page_limit(None).unwrap(), 20);
-        assert!(page_limit(Some(0)).is_err());
-        assert!(page_limit(Some(MAX_PAGE + 1)).is_err());
     }
 }

@@ -7,13 +7,11 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use contracts::Money;
+use contracts::http::inventory::{Quote, QuoteQuery};
+use contracts::http::payment::{CardRequest, CardToken};
 use serde::Deserialize;
 use service_kit::ApiError;
 use uuid::Uuid;
-
-use crate::request::CardInput;
 
 /// `[delegates]`: where the other services are.
 #[derive(Debug, Clone, Deserialize)]
@@ -28,26 +26,6 @@ pub struct Delegates {
     client: reqwest::Client,
     inventory_url: String,
     payment_url: String,
-}
-
-/// flight-inventory's quote.
-#[derive(Debug, Clone, Deserialize)]
-pub struct Quote {
-    pub flight_id: Uuid,
-    pub flight_number: String,
-    pub origin: String,
-    pub destination: String,
-    pub departure: DateTime<Utc>,
-    pub seats: u32,
-    pub total: Money,
-}
-
-/// payment's card token.
-#[derive(Debug, Clone, Deserialize)]
-pub struct CardToken {
-    pub card_token: Uuid,
-    pub brand: String,
-    pub last4: String,
 }
 
 /// The part of a problem+json body booking reads.
@@ -85,12 +63,9 @@ impl Delegates {
     /// What `seats` seats on the flight cost now, or why they can't be sold.
     #[tracing::instrument(skip(self), err(Debug))]
     pub async fn quote(&self, flight_id: Uuid, seats: u32) -> Result<Quote, ApiError> {
-        let url = format!(
-            "{}/flights/{flight_id}/quote?seats={seats}",
-            self.inventory_url
-        );
+        let url = format!("{}/flights/{flight_id}/quote", self.inventory_url);
         let response = self
-            .send(self.client.get(&url))
+            .send(self.client.get(&url).query(&QuoteQuery { seats }))
             .await
             .map_err(|error| unavailable("flight-inventory", error))?;
         let status = response.status();
@@ -124,13 +99,10 @@ impl Delegates {
 
     /// Exchanges a card for a token payment can charge.
     #[tracing::instrument(skip_all, err(Debug))]
-    pub async fn tokenize(&self, card: &CardInput) -> Result<CardToken, ApiError> {
+    pub async fn tokenize(&self, card: &CardRequest) -> Result<CardToken, ApiError> {
         let url = format!("{}/cards", self.payment_url);
-        let body = serde_json::json!({
-            "number": card.number, "expiry": card.expiry, "cvc": card.cvc,
-        });
         let response = self
-            .send(self.client.post(&url).json(&body))
+            .send(self.client.post(&url).json(card))
             .await
             .map_err(|error| unavailable("payment", error))?;
         let status = response.status();

@@ -19,17 +19,14 @@ pub mod request;
 pub mod steps;
 pub mod watch;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
-use axum::Router;
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
@@ -37,10 +34,6 @@ use crate::delegates::{DelegateSettings, Delegates};
 use crate::flight_cancellations::FlightCancellations;
 use crate::steps::{BookingSteps, SagaReplies, SagaSettings};
 use crate::watch::BookingWatch;
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/booking");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &saga::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 6] = [
@@ -52,9 +45,10 @@ const TOPICS: [&str; 6] = [
     topics::INVENTORY_EVENTS,
 ];
 
-/// booking's own settings: `[saga]` and `[delegates]`.
+/// booking's own settings: `[kafka]`, `[saga]` and `[delegates]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
     pub saga: SagaSettings,
     pub delegates: DelegateSettings,
 }
@@ -79,11 +73,13 @@ pub struct Booking;
 impl Service for Booking {
     const NAME: &'static str = "booking";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &saga::MIGRATOR,
+        &sqlx::migrate!("../../migrations/booking"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -104,16 +100,15 @@ impl Service for Booking {
                 .saturating_sub(Duration::from_secs(1))
                 .min(api::MAX_WAIT),
         };
-        let router = Router::new()
-            .route("/bookings", post(api::create))
-            .route("/bookings/{booking_id}", get(api::get))
-            .route("/bookings/{booking_id}/cancel", post(api::cancel))
-            .route("/customers/{customer_id}/bookings", get(api::for_customer))
-            .route("/sagas", get(api::list_sagas))
-            .route("/sagas/{saga_id}", get(api::get_saga))
-            .route("/sagas/{saga_id}/retry", post(api::retry_saga))
-            .route("/sagas/{saga_id}/compensate", post(api::compensate_saga))
-            .route("/openapi.json", get(api::openapi))
+        let router = Routes::new()
+            .post("/bookings", api::create)
+            .get("/bookings/{booking_id}", api::get)
+            .post("/bookings/{booking_id}/cancel", api::cancel)
+            .get("/customers/{customer_id}/bookings", api::for_customer)
+            .get("/sagas", api::list_sagas)
+            .get("/sagas/{saga_id}", api::get_saga)
+            .post("/sagas/{saga_id}/retry", api::retry_saga)
+            .post("/sagas/{saga_id}/compensate", api::compensate_saga)
             .with_state(state);
 
         let replies = messaging::Consumer::new(

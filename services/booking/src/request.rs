@@ -2,6 +2,9 @@
 //! that tells a retried request from a different one under the same
 //! `Idempotency-Key`.
 
+/// The card in a booking request is exactly what payment's tokenizer takes:
+/// booking checks its shape, then passes it on.
+pub use contracts::http::payment::CardRequest;
 use contracts::notification::{Contact, Passenger};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -32,28 +35,10 @@ pub struct PassengerInput {
 #[serde(deny_unknown_fields)]
 pub struct PaymentInput {
     #[serde(default)]
-    pub card: Option<CardInput>,
+    pub card: Option<CardRequest>,
     /// The most miles the customer offers; what the fare needs is redeemed.
     #[serde(default)]
     pub miles: u64,
-}
-
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CardInput {
-    pub number: String,
-    pub expiry: String,
-    pub cvc: String,
-}
-
-impl std::fmt::Debug for CardInput {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CardInput")
-            .field("number", &"[redacted]")
-            .field("expiry", &self.expiry)
-            .field("cvc", &"[redacted]")
-            .finish()
-    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -87,7 +72,7 @@ pub struct ValidBooking {
     pub customer_id: String,
     pub flight_id: Uuid,
     pub passengers: Vec<Passenger>,
-    pub card: Option<CardInput>,
+    pub card: Option<CardRequest>,
     pub miles: u64,
     pub contact: Contact,
 }
@@ -151,7 +136,7 @@ pub fn validate(request: &CreateBooking) -> Result<ValidBooking, Vec<FieldError>
                 "a CVC is 3 or 4 digits",
             ));
         }
-        CardInput {
+        CardRequest {
             number,
             expiry: card.expiry.clone(),
             cvc: card.cvc.clone(),

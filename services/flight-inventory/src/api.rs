@@ -5,9 +5,10 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, NaiveDate, Utc};
+use contracts::http::inventory::{Quote, QuoteQuery};
 use contracts::Money;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path, Query};
+use service_kit::{ApiError, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
 use crate::domain::decide::{ReportPosition, ScheduleFlight};
@@ -162,28 +163,6 @@ pub async fn availability(
     Ok(Json(loaded.state.availability()))
 }
 
-#[derive(Debug, Deserialize)]
-pub struct QuoteQuery {
-    seats: u32,
-}
-
-#[derive(Debug, Serialize)]
-pub struct Quote {
-    flight_id: Uuid,
-    /// What a booking needs to say which flight it is, without a second call.
-    flight_number: String,
-    origin: String,
-    destination: String,
-    departure: DateTime<Utc>,
-    arrival: DateTime<Utc>,
-    seats: u32,
-    /// Per seat.
-    fare: Money,
-    total: Money,
-    available: u32,
-    status: FlightStatus,
-}
-
 /// `GET /flights/{id}/quote?seats=N`: what N seats cost now, if they can be sold.
 pub async fn quote(
     State(state): State<AppState>,
@@ -213,7 +192,7 @@ pub async fn quote(
         fare: scheduled.fare,
         total,
         available,
-        status: scheduled.status,
+        status: scheduled.status.as_str().to_owned(),
     }))
 }
 
@@ -269,12 +248,9 @@ pub struct SearchQuery {
     origin: Option<String>,
     destination: Option<String>,
     date: Option<NaiveDate>,
-    #[serde(default = "default_limit")]
-    limit: i64,
-}
-
-fn default_limit() -> i64 {
-    50
+    /// 50 unless asked, at most 200.
+    #[serde(default)]
+    limit: PageLimit<50, 200>,
 }
 
 /// `GET /flights?origin=ICN&destination=NRT&date=2026-12-01`: from the search read model.
@@ -294,16 +270,11 @@ pub async fn search(
             .with_type("invalid-query")),
         }
     };
-    if !(1..=200).contains(&query.limit) {
-        return Err(
-            ApiError::bad_request("limit must be between 1 and 200").with_type("invalid-query")
-        );
-    }
     let filter = SearchFilter {
         origin: code("origin", query.origin)?,
         destination: code("destination", query.destination)?,
         date: query.date,
-        limit: query.limit,
+        limit: query.limit.get()?,
     };
     Ok(Json(search::search(&state.pool, &filter).await?))
 }
@@ -439,12 +410,4 @@ pub async fn cancel(
     Json(request): Json<CancelRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
     change(&state, flight_id, |flight| flight.cancel(&request.reason)).await
-}
-
-/// `GET /openapi.json`
-pub async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
 }

@@ -19,29 +19,21 @@ pub mod search;
 pub mod store;
 pub mod sweeper;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::routing::{get, post};
-use axum::Router;
 use chrono::TimeDelta;
 use contracts::topics;
 use eventstore::{ProjectionRunner, ProjectionSettings};
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
 use crate::commands::SeatCommands;
 use crate::search::FlightSearchProjection;
 use crate::store::FlightStore;
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/flight-inventory");
-static MIGRATOR: LazyLock<Migrator> = LazyLock::new(|| {
-    compose_migrators(&[&messaging::MIGRATOR, &eventstore::MIGRATOR, &OWN_MIGRATIONS])
-});
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -50,9 +42,10 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
-/// flight-inventory's own settings (`[inventory]`, `FLIGHT_INVENTORY__INVENTORY__…`).
+/// flight-inventory's own settings (`[kafka]`, `[inventory]`, `FLIGHT_INVENTORY__INVENTORY__…`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
     pub inventory: InventorySettings,
 }
 
@@ -79,11 +72,13 @@ pub struct FlightInventory;
 impl Service for FlightInventory {
     const NAME: &'static str = "flight-inventory";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &eventstore::MIGRATOR,
+        &sqlx::migrate!("../../migrations/flight-inventory"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -105,17 +100,17 @@ impl Service for FlightInventory {
             store: store.clone(),
             pool: pool.clone(),
         };
-        let router = Router::new()
-            .route("/flights", get(api::search).post(api::schedule))
-            .route("/flights/{flight_id}", get(api::detail))
-            .route("/flights/{flight_id}/availability", get(api::availability))
-            .route("/flights/{flight_id}/quote", get(api::quote))
-            .route("/flights/{flight_id}/history", get(api::history))
-            .route("/flights/{flight_id}/fare", post(api::change_fare))
-            .route("/flights/{flight_id}/status", post(api::change_status))
-            .route("/flights/{flight_id}/position", post(api::report_position))
-            .route("/flights/{flight_id}/cancel", post(api::cancel))
-            .route("/openapi.json", get(api::openapi))
+        let router = Routes::new()
+            .get("/flights", api::search)
+            .post("/flights", api::schedule)
+            .get("/flights/{flight_id}", api::detail)
+            .get("/flights/{flight_id}/availability", api::availability)
+            .get("/flights/{flight_id}/quote", api::quote)
+            .get("/flights/{flight_id}/history", api::history)
+            .post("/flights/{flight_id}/fare", api::change_fare)
+            .post("/flights/{flight_id}/status", api::change_status)
+            .post("/flights/{flight_id}/position", api::report_position)
+            .post("/flights/{flight_id}/cancel", api::cancel)
             .with_state(state);
 
         let seat_commands = SeatCommands {

@@ -15,28 +15,19 @@ pub mod dispatcher;
 mod messages;
 pub mod render;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::get;
-use axum::Router;
 use contracts::notification::Channel;
 use contracts::topics;
 use serde::Deserialize;
-use service_kit::db::compose_migrators;
 use service_kit::settings::ServiceSettings;
-use service_kit::{Service, ServiceApp};
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
 use crate::channel::{DeliveryChannel, DeliverySink};
 use crate::commands::NotificationCommands;
 use crate::dispatcher::{Dispatcher, DispatcherSettings};
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/notification");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -45,9 +36,10 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
-/// notification's own settings.
+/// notification's own settings: `[kafka]` and `[dispatcher]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
     pub dispatcher: DispatcherSettings,
 }
 
@@ -57,20 +49,20 @@ pub struct Notification;
 impl Service for Notification {
     const NAME: &'static str = "notification";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &sqlx::migrate!("../../migrations/notification"),
+    ];
     type Domain = Settings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
         describe_metrics();
-        let router = Router::new()
-            .route("/notifications", get(messages::list))
-            .route("/openapi.json", get(openapi))
+        let router = Routes::new()
+            .get("/notifications", messages::list)
             .with_state(pool.clone());
 
         let consumer = messaging::Consumer::new(
@@ -85,7 +77,7 @@ impl Service for Notification {
             Arc::new(DeliverySink::new(Channel::Email, pool.clone())),
             Arc::new(DeliverySink::new(Channel::Sms, pool.clone())),
         ];
-        let dispatcher = Dispatcher::new(pool.clone(), channels, settings.domain.dispatcher);
+        let dispatcher = Dispatcher::new(pool.clone(), channels, settings.dispatcher.clone());
         let app = ServiceApp::new(router).worker("notification-dispatcher", move |context| {
             dispatcher.run(context.shutdown)
         });
@@ -110,12 +102,4 @@ fn describe_metrics() {
         "notification_delivery_failures_total",
         "failed deliveries, by channel and outcome (retry or failed)"
     );
-}
-
-/// `GET /openapi.json`
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
 }

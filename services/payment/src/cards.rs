@@ -12,7 +12,7 @@ use std::fmt;
 use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate, Utc};
-use serde::{Deserialize, Serialize};
+use contracts::http::payment::{CardRequest, CardToken};
 use service_kit::{ApiError, Json};
 use uuid::Uuid;
 
@@ -230,22 +230,8 @@ pub fn validate(request: &CardRequest, today: NaiveDate) -> Result<CardDetails, 
     })
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CardRequest {
-    number: String,
-    expiry: String,
-    cvc: String,
-}
-
-/// Deliberately not derived: the request holds a card number and a CVC.
-impl fmt::Debug for CardRequest {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("CardRequest").finish_non_exhaustive()
-    }
-}
-
-#[derive(Debug, Serialize)]
+/// What the gateway made of a card; answered as a [`CardToken`].
+#[derive(Debug)]
 pub struct TokenizedCard {
     pub card_token: Uuid,
     pub brand: &'static str,
@@ -253,12 +239,23 @@ pub struct TokenizedCard {
     pub expiry: String,
 }
 
+impl From<TokenizedCard> for CardToken {
+    fn from(card: TokenizedCard) -> Self {
+        Self {
+            card_token: card.card_token,
+            brand: card.brand.to_owned(),
+            last4: card.last4,
+            expiry: card.expiry,
+        }
+    }
+}
+
 /// `POST /cards`: a card in, a token out.
 #[tracing::instrument(skip_all, err(Debug))]
 pub async fn tokenize(
     State(state): State<AppState>,
     Json(request): Json<CardRequest>,
-) -> Result<(StatusCode, Json<TokenizedCard>), ApiError> {
+) -> Result<(StatusCode, Json<CardToken>), ApiError> {
     let card = validate(&request, Utc::now().date_naive()).inspect_err(|error| {
         metrics::counter!("card_tokenizations_total", "outcome" => "invalid").increment(1);
         tracing::info!(field = error.field(), "card refused at validation");
@@ -268,7 +265,7 @@ pub async fn tokenize(
         Ok(tokenized) => {
             metrics::counter!("card_tokenizations_total", "outcome" => "tokenized").increment(1);
             tracing::info!(card_token = %tokenized.card_token, brand = tokenized.brand, "card tokenized");
-            Ok((StatusCode::CREATED, Json(tokenized)))
+            Ok((StatusCode::CREATED, Json(tokenized.into())))
         }
         Err(TokenizeError::UnknownCard) => {
             metrics::counter!("card_tokenizations_total", "outcome" => "unknown_card").increment(1);

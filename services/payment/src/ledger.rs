@@ -10,7 +10,8 @@ use contracts::payment::{PaymentEntry, PaymentMethod};
 use contracts::{Currency, Money};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Query};
+use service_kit::db::{self, LockNamespace};
+use service_kit::{ApiError, Json, PageLimit, Query};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -247,13 +248,12 @@ pub async fn entries_of_customer(
 /// partition, but during a rebalance two consumers can briefly hold the same
 /// one; the lock keeps "closed" and "captured" from being decided side by side.
 pub async fn lock_booking(conn: &mut PgConnection, booking_id: Uuid) -> anyhow::Result<()> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('payment.booking'), hashtext($1))")
-        .bind(booking_id.to_string())
-        .execute(conn)
+    db::advisory_xact_lock(conn, BOOKING_LOCK, booking_id)
         .await
-        .context("lock the booking's payment")?;
-    Ok(())
+        .context("lock the booking's payment")
 }
+
+const BOOKING_LOCK: LockNamespace = LockNamespace::new("payment.booking");
 
 pub async fn is_closed(conn: &mut PgConnection, booking_id: Uuid) -> anyhow::Result<bool> {
     sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM payment_closures WHERE booking_id = $1)")
@@ -277,15 +277,14 @@ pub async fn close(conn: &mut PgConnection, booking_id: Uuid, reason: &str) -> a
     Ok(())
 }
 
-const DEFAULT_LIMIT: i64 = 100;
-const MAX_LIMIT: i64 = 1000;
-
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PaymentsQuery {
     booking_id: Option<Uuid>,
     customer_id: Option<String>,
-    limit: Option<i64>,
+    /// 100 unless asked, at most 1000.
+    #[serde(default)]
+    limit: PageLimit<100, 1000>,
 }
 
 #[derive(Debug, Serialize)]
@@ -299,14 +298,7 @@ pub async fn list(
     State(state): State<AppState>,
     Query(query): Query<PaymentsQuery>,
 ) -> Result<Json<Payments>, ApiError> {
-    let limit = query.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(
-            ApiError::bad_request(format!("limit must be between 1 and {MAX_LIMIT}"))
-                .with_type("invalid-query")
-                .with_extension("field", "limit"),
-        );
-    }
+    let limit = query.limit.get()?;
     let mut conn = state.pool.acquire().await?;
     let items = match (query.booking_id, query.customer_id) {
         (Some(booking_id), None) => entries_of_booking(&mut conn, booking_id).await?,

@@ -13,26 +13,18 @@ pub mod gateway;
 pub mod ledger;
 mod miles;
 
-use std::sync::{Arc, LazyLock};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
-use axum::http::header;
-use axum::response::IntoResponse;
-use axum::routing::{get, post};
-use axum::Router;
 use contracts::topics;
-use service_kit::db::compose_migrators;
-use service_kit::settings::{NoDomainSettings, ServiceSettings};
-use service_kit::{Service, ServiceApp};
+use serde::Deserialize;
+use service_kit::settings::ServiceSettings;
+use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
 
 use crate::commands::PaymentCommands;
 use crate::gateway::{CardGateway, SimulatedGateway};
-
-static OWN_MIGRATIONS: Migrator = sqlx::migrate!("../../migrations/payment");
-static MIGRATOR: LazyLock<Migrator> =
-    LazyLock::new(|| compose_migrators(&[&messaging::MIGRATOR, &OWN_MIGRATIONS]));
 
 /// The topics this service writes or reads, created at start if missing.
 const TOPICS: [&str; 3] = [
@@ -40,6 +32,12 @@ const TOPICS: [&str; 3] = [
     topics::PAYMENT_EVENTS,
     topics::SAGA_REPLIES,
 ];
+
+/// payment's own settings: `[kafka]`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub kafka: messaging::KafkaSettings,
+}
 
 /// What the HTTP handlers share.
 #[derive(Debug, Clone)]
@@ -60,11 +58,12 @@ pub struct Payment;
 impl Service for Payment {
     const NAME: &'static str = "payment";
     const DEFAULT_SETTINGS: &'static str = include_str!("../config/default.toml");
-    type Domain = NoDomainSettings;
-
-    fn migrator() -> &'static Migrator {
-        &MIGRATOR
-    }
+    const OPENAPI: &'static str = include_str!("../openapi.json");
+    const MIGRATIONS: &'static [&'static Migrator] = &[
+        &messaging::MIGRATOR,
+        &sqlx::migrate!("../../migrations/payment"),
+    ];
+    type Domain = Settings;
 
     async fn build(
         settings: ServiceSettings<Self::Domain>,
@@ -76,12 +75,11 @@ impl Service for Payment {
             pool: pool.clone(),
             gateway: gateway.clone(),
         };
-        let router = Router::new()
-            .route("/cards", post(cards::tokenize))
-            .route("/payments", get(ledger::list))
-            .route("/accounts/{customer_id}/miles", get(miles::balance))
-            .route("/accounts/{customer_id}/miles/credits", post(miles::credit))
-            .route("/openapi.json", get(openapi))
+        let router = Routes::new()
+            .post("/cards", cards::tokenize)
+            .get("/payments", ledger::list)
+            .get("/accounts/{customer_id}/miles", miles::balance)
+            .post("/accounts/{customer_id}/miles/credits", miles::credit)
             .with_state(state);
         let consumer = messaging::Consumer::new(
             commands::CONSUMER,
@@ -101,12 +99,4 @@ impl Service for Payment {
         )
         .await
     }
-}
-
-/// `GET /openapi.json`
-async fn openapi() -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        include_str!("../openapi.json"),
-    )
 }

@@ -1,9 +1,10 @@
 //! Miles accounts: a balance is the sum of the customer's ledger entries.
 
 use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use service_kit::{ApiError, Json, Path};
+use service_kit::db::{self, LockNamespace};
+use service_kit::{ApiError, IdempotencyKey, Json, Path};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -52,7 +53,7 @@ pub async fn balance(
 pub async fn credit(
     State(pool): State<PgPool>,
     Path(customer_id): Path<String>,
-    headers: HeaderMap,
+    idempotency_key: Option<IdempotencyKey>,
     Json(request): Json<CreditRequest>,
 ) -> Result<(StatusCode, Json<CreditReceipt>), ApiError> {
     validate_customer_id(&customer_id)?;
@@ -69,7 +70,7 @@ pub async fn credit(
         ))
         .with_extension("field", "reason"));
     }
-    let idempotency_key = idempotency_key(&headers)?;
+    let idempotency_key = idempotency_key.as_ref().map(IdempotencyKey::as_str);
 
     let mut tx = pool.begin().await?;
     let inserted: Option<Uuid> = sqlx::query_scalar(
@@ -82,7 +83,7 @@ pub async fn credit(
     .bind(&customer_id)
     .bind(request.miles)
     .bind(&reason)
-    .bind(&idempotency_key)
+    .bind(idempotency_key)
     .fetch_optional(&mut *tx)
     .await?;
     let (entry_id, status) = match inserted {
@@ -94,7 +95,7 @@ pub async fn credit(
                  WHERE customer_id = $1 AND idempotency_key = $2",
             )
             .bind(&customer_id)
-            .bind(&idempotency_key)
+            .bind(idempotency_key)
             .fetch_one(&mut *tx)
             .await?;
             if miles != request.miles || previous_reason != reason {
@@ -132,25 +133,6 @@ pub(crate) async fn balance_of(
     .await
 }
 
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    match headers.get("idempotency-key") {
-        None => Ok(None),
-        Some(value) => {
-            let key = value
-                .to_str()
-                .ok()
-                .map(str::trim)
-                .filter(|key| !key.is_empty() && key.len() <= 255)
-                .ok_or_else(|| {
-                    ApiError::bad_request(
-                        "Idempotency-Key must be 1 to 255 visible ASCII characters",
-                    )
-                })?;
-            Ok(Some(key.to_owned()))
-        }
-    }
-}
-
 /// Serializes the decisions that spend a customer's miles until the
 /// transaction ends, so two redemptions cannot both see the same balance.
 /// Credits and refunds only add, so they need not take it.
@@ -158,12 +140,10 @@ pub(crate) async fn lock_account(
     conn: &mut PgConnection,
     customer_id: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtext('payment.miles'), hashtext($1))")
-        .bind(customer_id)
-        .execute(conn)
-        .await?;
-    Ok(())
+    db::advisory_xact_lock(conn, ACCOUNT_LOCK, customer_id).await
 }
+
+const ACCOUNT_LOCK: LockNamespace = LockNamespace::new("payment.miles");
 
 /// A booking's movement of miles: a redemption (negative) or its refund (positive).
 pub(crate) async fn record_booking_entry(

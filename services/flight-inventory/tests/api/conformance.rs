@@ -20,23 +20,8 @@ async fn flight_inventory_meets_the_service_conformance_suite() {
     .unwrap();
 }
 
-/// The routes `FlightInventory::build` registers, in its order: the document must list
-/// exactly these (and the shared ones), and the service must route each.
+/// The document lists exactly the routes the running service registered.
 #[tokio::test]
 async fn flight_inventory_documents_exactly_the_routes_it_serves() {
-    check_openapi_document::<FlightInventory>(&[
-        ("GET", "/flights"),
-        ("POST", "/flights"),
-        ("GET", "/flights/{flight_id}"),
-        ("GET", "/flights/{flight_id}/availability"),
-        ("GET", "/flights/{flight_id}/quote"),
-        ("GET", "/flights/{flight_id}/history"),
-        ("POST", "/flights/{flight_id}/fare"),
-        ("POST", "/flights/{flight_id}/status"),
-        ("POST", "/flights/{flight_id}/position"),
-        ("POST", "/flights/{flight_id}/cancel"),
-        ("GET", "/openapi.json"),
-    ])
-    .await
-    .unwrap();
+    check_openapi_document::<FlightInventory>().await.unwrap();
 }

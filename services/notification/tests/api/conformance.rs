@@ -11,11 +11,8 @@ async fn notification_meets_the_service_conformance_suite() {
     .unwrap();
 }
 
-/// The routes `Notification::build` registers, in its order: the document must list
-/// exactly these (and the shared ones), and the service must route each.
+/// The document lists exactly the routes the running service registered.
 #[tokio::test]
 async fn notification_documents_exactly_the_routes_it_serves() {
-    check_openapi_document::<Notification>(&[("GET", "/notifications"), ("GET", "/openapi.json")])
-        .await
-        .unwrap();
+    check_openapi_document::<Notification>().await.unwrap();
 }

@@ -43,17 +43,8 @@ async fn payment_meets_the_service_conformance_suite() {
     .unwrap();
 }
 
-/// The routes `Payment::build` registers, in its order: the document must list
-/// exactly these (and the shared ones), and the service must route each.
+/// The document lists exactly the routes the running service registered.
 #[tokio::test]
 async fn payment_documents_exactly_the_routes_it_serves() {
-    check_openapi_document::<Payment>(&[
-        ("POST", "/cards"),
-        ("GET", "/payments"),
-        ("GET", "/accounts/{customer_id}/miles"),
-        ("POST", "/accounts/{customer_id}/miles/credits"),
-        ("GET", "/openapi.json"),
-    ])
-    .await
-    .unwrap();
+    check_openapi_document::<Payment>().await.unwrap();
 }
