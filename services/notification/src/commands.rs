@@ -21,6 +21,7 @@ use contracts::notification::{
     Channel, NotificationKind, NotificationSent, SendNotification, SentMessage,
 };
 use messaging::{Delivery, HandlerError, Handles, Participant};
+use service_kit::db::{advisory_xact_lock, LockNamespace};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -110,10 +111,11 @@ async fn send(mut delivery: Delivery<'_>, command: SendNotification) -> Result<(
     delivery.reply(&command.step, reply).await
 }
 
+/// One writer of a booking's notifications at a time.
+const BOOKING_LOCK: LockNamespace = LockNamespace::new("notification.booking");
+
 async fn lock_booking(conn: &mut PgConnection, booking_id: Uuid) -> Result<(), HandlerError> {
-    sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1::text, 0))")
-        .bind(booking_id)
-        .execute(conn)
+    advisory_xact_lock(conn, BOOKING_LOCK, booking_id)
         .await
         .context("lock the booking's notifications")?;
     Ok(())
