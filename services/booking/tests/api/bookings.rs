@@ -1,5 +1,6 @@
 //! The public booking API's contract: idempotency, refusals, waiting, listing.
 
+use reqwest::Method;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -21,9 +22,7 @@ async fn the_same_request_with_the_same_key_is_the_same_booking() {
     let booking = system.settled(booking_id).await;
     assert_eq!(booking["status"], "confirmed");
     assert_eq!(system.payments(booking_id).await.len(), 1, "charged once");
-    let (_, list) = system
-        .get(system.booking_url("/customers/cust-retry/bookings"))
-        .await;
+    let (_, list) = system.booking.get("/customers/cust-retry/bookings").await;
     assert_eq!(list["items"].as_array().unwrap().len(), 1, "{list}");
     assert_eq!(system.availability(flight).await["sold"], 1);
 }
@@ -58,26 +57,14 @@ async fn post_raw(
     body: &str,
 ) -> (u16, String, Value) {
     let mut request = system
-        .client
-        .post(system.booking_url("/bookings"))
+        .booking
+        .request(Method::POST, "/bookings")
         .header("content-type", content_type)
         .body(body.to_owned());
     if let Some(key) = key {
         request = request.header("Idempotency-Key", key);
     }
-    let response = request.send().await.unwrap();
-    let status = response.status().as_u16();
-    let content_type = response
-        .headers()
-        .get("content-type")
-        .and_then(|value| value.to_str().ok())
-        .unwrap_or_default()
-        .to_owned();
-    (
-        status,
-        content_type,
-        response.json().await.unwrap_or(Value::Null),
-    )
+    system.booking.send(request).await
 }
 
 #[tokio::test]
@@ -169,9 +156,7 @@ async fn malformed_requests_are_problems_and_create_nothing() {
     let (status, _, _) = post_raw(&system, Some("k12"), "text/plain", &valid.to_string()).await;
     assert_eq!(status, 415);
 
-    let (_, list) = system
-        .get(system.booking_url("/customers/cust-bad/bookings"))
-        .await;
+    let (_, list) = system.booking.get("/customers/cust-bad/bookings").await;
     assert_eq!(list["items"], json!([]), "nothing was created");
     assert_eq!(system.availability(flight).await["available"], 10);
 }
@@ -200,8 +185,9 @@ async fn flights_that_cannot_be_sold_are_refused_at_once() {
     assert_eq!(problem["type"], "/problems/flight-not-found");
 
     let (status, _) = system
+        .inventory
         .post(
-            system.inventory.url(&format!("/flights/{flight}/cancel")),
+            &format!("/flights/{flight}/cancel"),
             json!({"reason": "crew shortage"}),
         )
         .await;
@@ -236,8 +222,8 @@ async fn prefer_wait_answers_with_the_settled_booking() {
     let flight = system.schedule_flight(10, "99.00").await;
 
     let response = system
-        .client
-        .post(system.booking_url("/bookings"))
+        .booking
+        .request(Method::POST, "/bookings")
         .header("Idempotency-Key", "wait-1")
         .header("Prefer", "wait=30")
         .json(&booking_body("cust-wait", flight, 1, Some(APPROVED), 0))
@@ -259,24 +245,22 @@ async fn prefer_wait_answers_with_the_settled_booking() {
 async fn unknown_bookings_and_bad_paths_are_problems() {
     let system = System::start().await;
     let (status, problem) = system
-        .get(system.booking_url(&format!("/bookings/{}", Uuid::now_v7())))
+        .booking
+        .get(&format!("/bookings/{}", Uuid::now_v7()))
         .await;
     assert_eq!(status, 404, "{problem}");
-    let (status, _) = system.get(system.booking_url("/bookings/not-a-uuid")).await;
+    let (status, _) = system.booking.get("/bookings/not-a-uuid").await;
     assert_eq!(status, 400);
     let (status, _) = system
-        .post(
-            system.booking_url(&format!("/bookings/{}/cancel", Uuid::now_v7())),
-            json!({}),
-        )
+        .booking
+        .post(&format!("/bookings/{}/cancel", Uuid::now_v7()), json!({}))
         .await;
     assert_eq!(status, 404);
-    let (status, _) = system
-        .get(system.booking_url("/customers/bad%20id/bookings"))
-        .await;
+    let (status, _) = system.booking.get("/customers/bad%20id/bookings").await;
     assert_eq!(status, 400);
     let (status, _) = system
-        .get(system.booking_url("/customers/cust-1/bookings?limit=1000"))
+        .booking
+        .get("/customers/cust-1/bookings?limit=1000")
         .await;
     assert_eq!(status, 400);
 }

@@ -1,13 +1,13 @@
 use serde_json::json;
 
-use crate::helpers::{schedule_body, TestInventory};
+use crate::helpers::{schedule_body, InventoryApi, TestInventory};
 
 #[tokio::test]
 async fn a_scheduled_flight_is_created_with_its_location_and_full_availability() {
     let inventory = TestInventory::spawn().await;
     let response = inventory
         .client
-        .post(inventory.service.url("/flights"))
+        .post(inventory.url("/flights"))
         .json(&schedule_body(180, "199.00"))
         .send()
         .await

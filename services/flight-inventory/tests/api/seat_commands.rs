@@ -9,7 +9,7 @@ use messaging::testing::{publish, TopicReader};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::TestInventory;
+use crate::helpers::{InventoryApi, TestInventory};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 

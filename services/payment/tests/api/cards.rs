@@ -1,6 +1,6 @@
 use serde_json::{json, Value};
 
-use crate::helpers::{TestPayment, APPROVES};
+use crate::helpers::{PaymentApi, TestPayment, APPROVES};
 
 #[tokio::test]
 async fn a_test_card_is_tokenized_with_its_brand_last_four_and_expiry() {
@@ -119,7 +119,7 @@ async fn invalid_card_bodies_are_refused_with_problem_details() {
     for (body, status, problem_type, field) in cases {
         let response = payment
             .client
-            .post(payment.service.url("/cards"))
+            .post(payment.url("/cards"))
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
