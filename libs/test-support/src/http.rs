@@ -21,3 +21,19 @@ pub fn content_type(response: &Response) -> String {
         .unwrap_or_default()
         .to_owned()
 }
+
+/// The string `field` of every object in the JSON array `list`, in order: the
+/// event types of a history, the step names of a routing slip. Panics where
+/// `list` is not an array or an item's `field` is not a string.
+pub fn strings_of<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    let Some(items) = list.as_array() else {
+        panic!("not an array: {list}");
+    };
+    items
+        .iter()
+        .map(|item| match item[field].as_str() {
+            Some(value) => value,
+            None => panic!("no string {field:?} in {item}"),
+        })
+        .collect()
+}

@@ -30,7 +30,7 @@ pub mod http;
 pub mod wait;
 
 pub use app::TestApp;
-pub use http::read_json;
+pub use http::{read_json, strings_of};
 pub use wait::{eventually, poll_until};
 
 use std::net::SocketAddr;

@@ -1,4 +1,5 @@
 use serde_json::{json, Value};
+use test_support::strings_of;
 
 use crate::helpers::{PaymentApi, TestPayment, APPROVES};
 
@@ -160,12 +161,7 @@ async fn an_unknown_card_is_refused_with_the_list_of_test_cards() {
 
     assert_eq!(status, 422);
     assert_eq!(problem["type"], "/problems/unknown-card");
-    let listed: Vec<&str> = problem["test_cards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|card| card["number"].as_str().unwrap())
-        .collect();
+    let listed = strings_of(&problem["test_cards"], "number");
     assert_eq!(
         listed,
         [

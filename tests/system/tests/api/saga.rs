@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 use test_support::broker::PrivateBroker;
+use test_support::strings_of;
 
 use crate::helpers::{
     booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE, PATIENCE,
@@ -50,12 +51,7 @@ async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per
     let slip = &booking["routing_slip"];
     assert_eq!(slip["status"], "completed");
     assert_eq!(slip["itinerary"], json!([]));
-    let steps: Vec<&str> = slip["activity_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["step"].as_str().unwrap())
-        .collect();
+    let steps = strings_of(&slip["activity_log"], "step");
     assert_eq!(
         steps,
         [
@@ -67,12 +63,7 @@ async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per
         "{slip:#}"
     );
     assert!(slip["activity_log"][0]["started_at"].is_string());
-    let registered: Vec<&str> = slip["compensation_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["name"].as_str().unwrap())
-        .collect();
+    let registered = strings_of(&slip["compensation_log"], "name");
     assert_eq!(registered, ["ReleaseSeats", "Refund"]);
 
     assert_eq!(
@@ -102,12 +93,7 @@ async fn a_declined_card_releases_the_seats_charges_nothing_and_confirms_nothing
     assert_eq!(booking["status"], "failed", "{booking:#}");
     let reason = booking["failure_reason"].as_str().unwrap();
     assert!(reason.contains("card_declined"), "{reason}");
-    let compensations: Vec<&str> = booking["routing_slip"]["compensation_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["name"].as_str().unwrap())
-        .collect();
+    let compensations = strings_of(&booking["routing_slip"]["compensation_log"], "name");
     assert_eq!(
         compensations,
         ["ReleaseSeats"],
