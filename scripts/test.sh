@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: everything CI runs. Formatting, lints, then the whole test
-# suite (unit and integration) against the real Postgres and broker, which are
-# started if needed, then the static checks of the deployment files.
+# suite (unit, integration and tests/system) against the real Postgres and
+# broker, which are started if needed, then the static checks of the
+# deployment files.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 

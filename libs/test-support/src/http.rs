@@ -1,32 +1,8 @@
 //! JSON over HTTP as the services' tests read answers: the status and the body
 //! as JSON, `null` where the body is not JSON (a 204, a plain-text error).
 
-use anyhow::Context;
-use reqwest::{Client, Response};
+use reqwest::Response;
 use serde_json::Value;
-
-/// `GET url`: the status and the JSON body.
-pub async fn get_json(client: &Client, url: &str) -> anyhow::Result<(u16, Value)> {
-    let response = client
-        .get(url)
-        .send()
-        .await
-        .with_context(|| format!("GET {url}"))?;
-    let (status, _, body) = read_json(response).await;
-    Ok((status, body))
-}
-
-/// `POST url` with `body` as JSON: the status and the JSON body.
-pub async fn post_json(client: &Client, url: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
-    let response = client
-        .post(url)
-        .json(body)
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let (status, _, body) = read_json(response).await;
-    Ok((status, body))
-}
 
 /// The status, content type and JSON body of an answer.
 pub async fn read_json(response: Response) -> (u16, String, Value) {
@@ -44,4 +20,20 @@ pub fn content_type(response: &Response) -> String {
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned()
+}
+
+/// The string `field` of every object in the JSON array `list`, in order: the
+/// event types of a history, the step names of a routing slip. Panics where
+/// `list` is not an array or an item's `field` is not a string.
+pub fn strings_of<'a>(list: &'a Value, field: &str) -> Vec<&'a str> {
+    let Some(items) = list.as_array() else {
+        panic!("not an array: {list}");
+    };
+    items
+        .iter()
+        .map(|item| match item[field].as_str() {
+            Some(value) => value,
+            None => panic!("no string {field:?} in {item}"),
+        })
+        .collect()
 }

@@ -1,12 +1,18 @@
 //! Test harness shared by every crate's integration tests.
 //!
+//! - [`TestApp`] is one service running in-process for a test: spawned on
+//!   port 0 against a fresh database with a topic prefix of its own, with an
+//!   HTTP client, JSON `get`/`post` helpers and a pool as the service's role
+//!   for looking behind its API. Each service's tests add their per-endpoint
+//!   helpers to `TestApp<ThatService>`; the whole-system tests (`tests/system`)
+//!   run four of them on one database and prefix;
 //! - [`TestDatabase::create`] makes a fresh database with every service's
 //!   role and schema provisioned exactly as `make up` does;
 //! - [`spawn`] starts a service in-process against it on port 0 and returns
 //!   once the listener is bound, so tests never sleep waiting for a server;
-//! - [`TestDatabase::pool_as`] and [`kafka_settings`] let a test look behind
-//!   a service's API, at its schema and its topics;
-//! - [`http`] reads JSON answers, [`wait`] polls until something holds.
+//! - [`fixtures`] are request bodies more than one crate's tests send;
+//! - [`http`] reads JSON answers, [`wait`] polls until something holds,
+//!   [`broker`] runs a private broker a test may stop and kill.
 //!
 //! Tracing stays silent unless `TEST_LOG` is set. Test databases are named
 //! `contrail_test_*` and are left behind for inspection; `make test` drops
@@ -16,12 +22,15 @@
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `CONTRAIL_TEST_BROKERS`
 //! (default `127.0.0.1:9092`).
 
+pub mod app;
 pub mod broker;
 pub mod conformance;
+pub mod fixtures;
 pub mod http;
 pub mod wait;
 
-pub use http::{get_json, post_json, read_json};
+pub use app::TestApp;
+pub use http::{read_json, strings_of};
 pub use wait::{eventually, poll_until};
 
 use std::net::SocketAddr;
@@ -107,7 +116,8 @@ impl TestDatabase {
     }
 }
 
-/// A service running in-process; dropping it stops the service.
+/// A service running in-process; dropping it stops the service as
+/// [`abort`](Self::abort) does.
 #[derive(Debug)]
 pub struct TestService {
     pub address: SocketAddr,
@@ -129,9 +139,12 @@ impl TestService {
         (&mut self.task).await.context("join the service task")?
     }
 
-    /// Abrupt stop, as close to `kill -9` as one process allows: the service's
-    /// tasks are dropped wherever they are, nothing is drained.
-    pub fn crash(self) {
+    /// Stops the service without waiting for it: aborts the task that runs
+    /// it and drops the shutdown sender. This is not `kill -9`: the server and
+    /// the workers run on tasks of their own, which see the shutdown and drain
+    /// as in a graceful stop, only unawaited and overlapping whatever starts
+    /// next. A real crash needs the service in a process of its own.
+    pub fn abort(self) {
         self.task.abort();
     }
 }
@@ -181,14 +194,17 @@ pub async fn spawn<S: Service>(
     })
 }
 
-/// Settings that reach the test broker with `topic_prefix`, the rest at their
+/// Settings that reach `brokers` with `topic_prefix`, the rest at their
 /// defaults: for tests that publish to or read a service's topics themselves.
 /// Generic so that this crate needs no messaging dependency (which would make
 /// messaging's own tests build a second copy of it): the caller's
 /// `messaging::KafkaSettings` is the one type it is used as.
-pub fn kafka_settings<T: serde::de::DeserializeOwned>(topic_prefix: &str) -> anyhow::Result<T> {
+pub fn kafka_settings<T: serde::de::DeserializeOwned>(
+    brokers: &str,
+    topic_prefix: &str,
+) -> anyhow::Result<T> {
     serde_json::from_value(serde_json::json!({
-        "brokers": brokers(),
+        "brokers": brokers,
         "topic_prefix": topic_prefix,
     }))
     .context("build the test kafka settings")

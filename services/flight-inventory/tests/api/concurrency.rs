@@ -7,7 +7,7 @@ use flight_inventory::store::{CommandError, FlightStore};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::TestInventory;
+use crate::helpers::{InventoryApi, TestInventory};
 
 #[tokio::test]
 async fn five_hundred_concurrent_holds_on_a_hundred_seats_sell_exactly_a_hundred() {

@@ -1,13 +1,14 @@
 use serde_json::json;
+use test_support::strings_of;
 
-use crate::helpers::{schedule_body, TestInventory};
+use crate::helpers::{schedule_body, InventoryApi, TestInventory};
 
 #[tokio::test]
 async fn a_scheduled_flight_is_created_with_its_location_and_full_availability() {
     let inventory = TestInventory::spawn().await;
     let response = inventory
         .client
-        .post(inventory.service.url("/flights"))
+        .post(inventory.url("/flights"))
         .json(&schedule_body(180, "199.00"))
         .send()
         .await
@@ -122,12 +123,7 @@ async fn time_travel_shows_the_fare_before_it_changed() {
     assert_eq!(status, 400);
 
     let (_, history) = inventory.get(&format!("/flights/{flight}/history")).await;
-    let types: Vec<&str> = history["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let types = strings_of(&history["items"], "type");
     assert_eq!(types, ["FlightScheduled", "FareIncreased"]);
     assert_eq!(history["items"][1]["data"]["from"]["amount"], "199.00");
 }

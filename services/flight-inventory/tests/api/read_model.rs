@@ -5,7 +5,7 @@ use flight_inventory::search::{checksum, FlightSearchProjection};
 use flight_inventory::store::FlightStore;
 use serde_json::json;
 
-use crate::helpers::{eventually, TestInventory};
+use crate::helpers::{eventually, InventoryApi, TestInventory};
 
 #[tokio::test]
 async fn search_finds_flights_by_route_and_date_with_the_seats_left() {

@@ -7,9 +7,10 @@ use contracts::saga::StepRef;
 use contracts::{topics, Envelope, Message};
 use messaging::testing::{publish, TopicReader};
 use serde_json::json;
+use test_support::strings_of;
 use uuid::Uuid;
 
-use crate::helpers::TestInventory;
+use crate::helpers::{InventoryApi, TestInventory};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
@@ -128,11 +129,6 @@ async fn seat_commands_over_kafka_are_applied_once_and_answered() {
     );
 
     let (_, history) = inventory.get(&format!("/flights/{flight}/history")).await;
-    let types: Vec<&str> = history["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|e| e["type"].as_str().unwrap())
-        .collect();
+    let types = strings_of(&history["items"], "type");
     assert_eq!(types, ["FlightScheduled", "SeatsHeld", "SeatsReleased"]);
 }

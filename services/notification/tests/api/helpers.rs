@@ -7,82 +7,40 @@ use contracts::notification::{
 use contracts::saga::StepRef;
 use contracts::{Currency, Money};
 use notification::Notification;
-use reqwest::Client;
 use serde_json::Value;
 use service_kit::Service;
 use sqlx::PgPool;
-use test_support::{kafka_settings, read_json, spawn, unique_topic_prefix};
-use test_support::{TestDatabase, TestService};
+use test_support::{TestApp, TestDatabase};
 use uuid::Uuid;
 
 pub const PATIENCE: Duration = Duration::from_secs(60);
 
-pub struct TestNotification {
-    pub service: TestService,
-    pub database: TestDatabase,
-    pub topic_prefix: String,
-    pub client: Client,
+pub type TestNotification = TestApp<Notification>;
+
+/// notification's endpoints.
+pub trait NotificationApi {
+    /// `GET /notifications?booking_id=…`: the booking's messages.
+    async fn notifications(&self, booking_id: Uuid) -> Vec<Value>;
+    /// `GET /dead-letters?status=parked`.
+    async fn parked_dead_letters(&self) -> Vec<Value>;
 }
 
-impl TestNotification {
-    pub async fn spawn() -> Self {
-        let database = TestDatabase::create().await.unwrap();
-        let topic_prefix = unique_topic_prefix();
-        let service = spawn::<Notification>(&database, &topic_prefix, &[])
+impl NotificationApi for TestNotification {
+    async fn notifications(&self, booking_id: Uuid) -> Vec<Value> {
+        self.get_items(&format!("/notifications?booking_id={booking_id}"))
             .await
-            .unwrap();
-        Self {
-            service,
-            database,
-            topic_prefix,
-            client: Client::new(),
-        }
     }
 
-    /// Status, content type and body (JSON, or null).
-    pub async fn get(&self, path: &str) -> (u16, String, Value) {
-        let response = self
-            .client
-            .get(self.service.url(path))
-            .send()
-            .await
-            .unwrap();
-        read_json(response).await
+    async fn parked_dead_letters(&self) -> Vec<Value> {
+        self.get_items("/dead-letters?status=parked").await
     }
-
-    pub async fn notifications(&self, booking_id: Uuid) -> Vec<Value> {
-        let (status, _, body) = self
-            .get(&format!("/notifications?booking_id={booking_id}"))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
-    }
-
-    pub async fn parked_dead_letters(&self) -> Vec<Value> {
-        let (status, _, body) = self.get("/dead-letters?status=parked").await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
-    }
-
-    pub async fn pool(&self) -> PgPool {
-        pool_for(&self.database).await
-    }
-
-    pub fn kafka(&self) -> messaging::KafkaSettings {
-        kafka_settings(&self.topic_prefix).unwrap()
-    }
-}
-
-/// A pool connected as the service's own role, for tests that look behind the API.
-pub async fn pool_for(database: &TestDatabase) -> PgPool {
-    database.pool_as("notification", 8).await.unwrap()
 }
 
 /// A fresh database with the service's schema migrated, and no service running:
 /// for tests that drive the dispatcher by hand.
 pub async fn migrated_database() -> (TestDatabase, PgPool) {
     let database = TestDatabase::create().await.unwrap();
-    let pool = pool_for(&database).await;
+    let pool = database.pool_as("notification", 8).await.unwrap();
     Notification::migrator().run(&pool).await.unwrap();
     (database, pool)
 }

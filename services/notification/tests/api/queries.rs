@@ -1,6 +1,7 @@
+use reqwest::Method;
 use uuid::Uuid;
 
-use crate::helpers::TestNotification;
+use crate::helpers::{NotificationApi, TestNotification};
 
 #[tokio::test]
 async fn listing_notifications_without_a_valid_booking_id_is_a_problem() {
@@ -12,7 +13,7 @@ async fn listing_notifications_without_a_valid_booking_id_is_a_problem() {
         "/notifications?booking_id=not-a-uuid",
         "/notifications?customer=1",
     ] {
-        let (status, content_type, problem) = app.get(path).await;
+        let (status, content_type, problem) = app.send(app.request(Method::GET, path)).await;
 
         assert_eq!(status, 400, "{path}: {problem}");
         assert_eq!(content_type, "application/problem+json", "{path}");
@@ -37,7 +38,8 @@ async fn a_booking_without_messages_has_an_empty_list() {
 async fn the_openapi_document_describes_the_endpoints() {
     let app = TestNotification::spawn().await;
 
-    let (status, content_type, document) = app.get("/openapi.json").await;
+    let (status, content_type, document) =
+        app.send(app.request(Method::GET, "/openapi.json")).await;
 
     assert_eq!(status, 200);
     assert_eq!(content_type, "application/json");

@@ -6,7 +6,7 @@ use uuid::Uuid;
 
 use test_support::poll_until;
 
-use crate::helpers::{contact, send_notification, TestNotification, PATIENCE};
+use crate::helpers::{contact, send_notification, NotificationApi, TestNotification, PATIENCE};
 
 async fn send(app: &TestNotification, envelope: &Envelope<SendNotification>) {
     publish(

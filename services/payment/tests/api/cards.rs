@@ -1,6 +1,7 @@
 use serde_json::{json, Value};
+use test_support::strings_of;
 
-use crate::helpers::{TestPayment, APPROVES};
+use crate::helpers::{PaymentApi, TestPayment, APPROVES};
 
 #[tokio::test]
 async fn a_test_card_is_tokenized_with_its_brand_last_four_and_expiry() {
@@ -119,7 +120,7 @@ async fn invalid_card_bodies_are_refused_with_problem_details() {
     for (body, status, problem_type, field) in cases {
         let response = payment
             .client
-            .post(payment.service.url("/cards"))
+            .post(payment.url("/cards"))
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
@@ -160,12 +161,7 @@ async fn an_unknown_card_is_refused_with_the_list_of_test_cards() {
 
     assert_eq!(status, 422);
     assert_eq!(problem["type"], "/problems/unknown-card");
-    let listed: Vec<&str> = problem["test_cards"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|card| card["number"].as_str().unwrap())
-        .collect();
+    let listed = strings_of(&problem["test_cards"], "number");
     assert_eq!(
         listed,
         [

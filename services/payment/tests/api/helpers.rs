@@ -1,3 +1,4 @@
+use std::ops::Deref;
 use std::time::Duration;
 
 use contracts::payment::{CardCharge, MilesRedemption, TakePayment};
@@ -5,11 +6,8 @@ use contracts::saga::StepRef;
 use contracts::{topics, Currency, Envelope, Message, Money};
 use messaging::testing::{publish, TopicReader};
 use payment::Payment;
-use reqwest::Client;
 use serde_json::{json, Value};
-use sqlx::PgPool;
-use test_support::{get_json, kafka_settings, post_json, spawn, unique_topic_prefix};
-use test_support::{TestDatabase, TestService};
+use test_support::TestApp;
 use uuid::Uuid;
 
 /// How long a test waits for a reply before failing.
@@ -20,87 +18,26 @@ pub const DECLINES: &str = "4000000000000002";
 pub const INSUFFICIENT_FUNDS: &str = "4000000000009995";
 pub const FAILS_TWICE: &str = "4000000000000119";
 
+/// payment, with its saga replies topic read from its beginning: the
+/// commands a test sends are answered there.
 pub struct TestPayment {
-    pub service: TestService,
-    pub database: TestDatabase,
-    pub topic_prefix: String,
-    pub client: Client,
-    /// The saga replies topic, read from its beginning.
+    pub app: TestApp<Payment>,
     pub replies: TopicReader,
+}
+
+impl Deref for TestPayment {
+    type Target = TestApp<Payment>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.app
+    }
 }
 
 impl TestPayment {
     pub async fn spawn() -> Self {
-        let database = TestDatabase::create().await.unwrap();
-        let topic_prefix = unique_topic_prefix();
-        let service = spawn::<Payment>(&database, &topic_prefix, &[])
-            .await
-            .unwrap();
-        let replies = TopicReader::new(
-            &kafka_settings(&topic_prefix).unwrap(),
-            topics::SAGA_REPLIES,
-        )
-        .unwrap();
-        Self {
-            service,
-            database,
-            topic_prefix,
-            client: Client::new(),
-            replies,
-        }
-    }
-
-    pub async fn get(&self, path: &str) -> (u16, Value) {
-        get_json(&self.client, &self.service.url(path))
-            .await
-            .unwrap()
-    }
-
-    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
-        post_json(&self.client, &self.service.url(path), &body)
-            .await
-            .unwrap()
-    }
-
-    /// `POST /cards` with a far-off expiry and a good CVC.
-    pub async fn tokenize(&self, number: &str) -> Uuid {
-        let (status, body) = self
-            .post(
-                "/cards",
-                json!({"number": number, "expiry": "12/39", "cvc": "123"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-        body["card_token"].as_str().unwrap().parse().unwrap()
-    }
-
-    pub async fn credit_miles(&self, customer: &str, miles: i64) {
-        let (status, body) = self
-            .post(
-                &format!("/accounts/{customer}/miles/credits"),
-                json!({"miles": miles, "reason": "test credit"}),
-            )
-            .await;
-        assert_eq!(status, 201, "{body}");
-    }
-
-    pub async fn miles_balance(&self, customer: &str) -> i64 {
-        let (status, body) = self.get(&format!("/accounts/{customer}/miles")).await;
-        assert_eq!(status, 200, "{body}");
-        body["balance"].as_i64().unwrap()
-    }
-
-    /// `GET /payments?booking_id=…`: the booking's ledger entries.
-    pub async fn payments(&self, booking_id: Uuid) -> Vec<Value> {
-        let (status, body) = self
-            .get(&format!("/payments?booking_id={booking_id}"))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
-    }
-
-    pub fn kafka(&self) -> messaging::KafkaSettings {
-        kafka_settings(&self.topic_prefix).unwrap()
+        let app = TestApp::<Payment>::spawn().await;
+        let replies = TopicReader::new(&app.kafka(), topics::SAGA_REPLIES).unwrap();
+        Self { app, replies }
     }
 
     /// Sends a command to `payment.commands` as booking's relay would; returns its envelope.
@@ -138,10 +75,50 @@ impl TestPayment {
         assert_eq!(reply.message_type, P::MESSAGE_TYPE, "{reply:?}");
         reply.decode::<P>().unwrap().payload
     }
+}
 
-    /// A pool connected as the service's own role, for tests that look behind the API.
-    pub async fn pool(&self) -> PgPool {
-        self.database.pool_as("payment", 2).await.unwrap()
+/// payment's endpoints.
+pub trait PaymentApi {
+    /// `POST /cards` with a far-off expiry and a good CVC; returns the token.
+    async fn tokenize(&self, number: &str) -> Uuid;
+    /// `POST /accounts/{customer}/miles/credits`.
+    async fn credit_miles(&self, customer: &str, miles: i64);
+    /// `GET /accounts/{customer}/miles`: the balance.
+    async fn miles_balance(&self, customer: &str) -> i64;
+    /// `GET /payments?booking_id=…`: the booking's ledger entries.
+    async fn payments(&self, booking_id: Uuid) -> Vec<Value>;
+}
+
+impl PaymentApi for TestApp<Payment> {
+    async fn tokenize(&self, number: &str) -> Uuid {
+        let (status, body) = self
+            .post(
+                "/cards",
+                json!({"number": number, "expiry": "12/39", "cvc": "123"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["card_token"].as_str().unwrap().parse().unwrap()
+    }
+
+    async fn credit_miles(&self, customer: &str, miles: i64) {
+        let (status, body) = self
+            .post(
+                &format!("/accounts/{customer}/miles/credits"),
+                json!({"miles": miles, "reason": "test credit"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+
+    async fn miles_balance(&self, customer: &str) -> i64 {
+        let body = self.get_ok(&format!("/accounts/{customer}/miles")).await;
+        body["balance"].as_i64().unwrap()
+    }
+
+    async fn payments(&self, booking_id: Uuid) -> Vec<Value> {
+        self.get_items(&format!("/payments?booking_id={booking_id}"))
+            .await
     }
 }
 

@@ -5,7 +5,8 @@ use contracts::payment::{
 use uuid::Uuid;
 
 use crate::helpers::{
-    step, take_payment, usd, TestPayment, APPROVES, DECLINES, FAILS_TWICE, INSUFFICIENT_FUNDS,
+    step, take_payment, usd, PaymentApi, TestPayment, APPROVES, DECLINES, FAILS_TWICE,
+    INSUFFICIENT_FUNDS,
 };
 
 fn refund(booking_id: Uuid, attempt: u32) -> Refund {

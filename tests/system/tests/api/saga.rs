@@ -2,6 +2,7 @@
 
 use serde_json::{json, Value};
 use test_support::broker::PrivateBroker;
+use test_support::strings_of;
 
 use crate::helpers::{
     booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE, PATIENCE,
@@ -50,12 +51,7 @@ async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per
     let slip = &booking["routing_slip"];
     assert_eq!(slip["status"], "completed");
     assert_eq!(slip["itinerary"], json!([]));
-    let steps: Vec<&str> = slip["activity_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["step"].as_str().unwrap())
-        .collect();
+    let steps = strings_of(&slip["activity_log"], "step");
     assert_eq!(
         steps,
         [
@@ -67,12 +63,7 @@ async fn a_booking_paid_by_card_is_confirmed_charged_once_and_confirmed_once_per
         "{slip:#}"
     );
     assert!(slip["activity_log"][0]["started_at"].is_string());
-    let registered: Vec<&str> = slip["compensation_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["name"].as_str().unwrap())
-        .collect();
+    let registered = strings_of(&slip["compensation_log"], "name");
     assert_eq!(registered, ["ReleaseSeats", "Refund"]);
 
     assert_eq!(
@@ -102,12 +93,7 @@ async fn a_declined_card_releases_the_seats_charges_nothing_and_confirms_nothing
     assert_eq!(booking["status"], "failed", "{booking:#}");
     let reason = booking["failure_reason"].as_str().unwrap();
     assert!(reason.contains("card_declined"), "{reason}");
-    let compensations: Vec<&str> = booking["routing_slip"]["compensation_log"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|entry| entry["name"].as_str().unwrap())
-        .collect();
+    let compensations = strings_of(&booking["routing_slip"]["compensation_log"], "name");
     assert_eq!(
         compensations,
         ["ReleaseSeats"],
@@ -208,8 +194,9 @@ async fn a_customer_cancellation_refunds_card_and_miles_releases_the_seats_and_s
     assert_eq!(system.settled(booking_id).await["status"], "confirmed");
 
     let (status, answer) = system
+        .booking
         .post(
-            system.booking_url(&format!("/bookings/{booking_id}/cancel")),
+            &format!("/bookings/{booking_id}/cancel"),
             json!({"reason": "plans changed"}),
         )
         .await;
@@ -242,10 +229,8 @@ async fn a_customer_cancellation_refunds_card_and_miles_releases_the_seats_and_s
     );
 
     let (status, again) = system
-        .post(
-            system.booking_url(&format!("/bookings/{booking_id}/cancel")),
-            json!({}),
-        )
+        .booking
+        .post(&format!("/bookings/{booking_id}/cancel"), json!({}))
         .await;
     assert_eq!(status, 409, "{again}");
     assert_eq!(again["type"], "/problems/booking-not-cancellable");
@@ -269,8 +254,9 @@ async fn an_airline_cancellation_cancels_every_booking_on_the_flight() {
     }
 
     let (status, body) = system
+        .inventory
         .post(
-            system.inventory.url(&format!("/flights/{flight}/cancel")),
+            &format!("/flights/{flight}/cancel"),
             json!({"reason": "typhoon"}),
         )
         .await;
@@ -350,7 +336,7 @@ async fn the_last_seats_are_sold_once_however_many_ask_for_them() {
 }
 
 #[tokio::test]
-async fn sagas_in_flight_complete_after_booking_is_killed_and_restarted() {
+async fn sagas_in_flight_complete_after_booking_is_aborted_and_restarted() {
     let mut system = System::start().await;
     let flight = system.schedule_flight(20, "60.00").await;
     let mut bookings = Vec::new();
@@ -363,8 +349,8 @@ async fn sagas_in_flight_complete_after_booking_is_killed_and_restarted() {
         );
     }
 
-    system.crash_booking();
-    system.start_booking().await;
+    system.booking.abort();
+    system.booking.start().await;
 
     for booking_id in &bookings {
         let booking = system.settled(*booking_id).await;
@@ -385,11 +371,12 @@ async fn sagas_in_flight_complete_after_booking_is_killed_and_restarted() {
 async fn an_operator_sees_and_retries_nothing_when_nothing_is_parked() {
     let system = System::start().await;
     let (status, body) = system
-        .get(system.booking_url("/sagas?status=failed_compensation"))
+        .booking
+        .get("/sagas?status=failed_compensation")
         .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["items"], json!([]));
-    let (status, body) = system.get(system.booking_url("/sagas?status=stuck")).await;
+    let (status, body) = system.booking.get("/sagas?status=stuck").await;
     assert_eq!(status, 400, "{body}");
 
     let flight = system.schedule_flight(5, "70.00").await;
@@ -398,15 +385,11 @@ async fn an_operator_sees_and_retries_nothing_when_nothing_is_parked() {
         .await;
     system.settled(booking_id).await;
     let (status, body) = system
-        .post(
-            system.booking_url(&format!("/sagas/{booking_id}/retry")),
-            json!({}),
-        )
+        .booking
+        .post(&format!("/sagas/{booking_id}/retry"), json!({}))
         .await;
     assert_eq!(status, 409, "a completed saga is not parked: {body}");
-    let (status, body) = system
-        .get(system.booking_url("/sagas?status=completed"))
-        .await;
+    let (status, body) = system.booking.get("/sagas?status=completed").await;
     assert_eq!(status, 200);
     assert_eq!(body["items"][0]["saga_id"], booking_id.to_string());
 }
@@ -421,10 +404,8 @@ async fn an_operator_compensation_of_a_confirmed_booking_refunds_it_and_sends_a_
     assert_eq!(system.settled(booking_id).await["status"], "confirmed");
 
     let (status, body) = system
-        .post(
-            system.booking_url(&format!("/sagas/{booking_id}/compensate")),
-            json!({}),
-        )
+        .booking
+        .post(&format!("/sagas/{booking_id}/compensate"), json!({}))
         .await;
     assert_eq!(status, 202, "{body}");
     let booking = system.settled(booking_id).await;
@@ -452,7 +433,7 @@ async fn a_payment_that_goes_unanswered_is_compensated_and_a_late_capture_refund
     .await;
     let flight = system.schedule_flight(10, "100.00").await;
     system.credit_miles("cust-silent", 20_000).await;
-    system.stop_payment().await;
+    system.payment.shut_down().await;
 
     // Miles only: no card to tokenize, so booking accepts it with payment down.
     let booking_id = system
@@ -465,7 +446,7 @@ async fn a_payment_that_goes_unanswered_is_compensated_and_a_late_capture_refund
 
     // Payment comes back and works through what waited for it: the two
     // TakePayment attempts (the first captures), then the Refund.
-    system.start_payment().await;
+    system.payment.start().await;
     let booking = system.settled(booking_id).await;
 
     assert_eq!(booking["status"], "failed", "{booking:#}");

@@ -6,15 +6,13 @@
 use std::time::Duration;
 
 use booking::Booking;
-use chrono::{Duration as Days, Utc};
 use flight_inventory::FlightInventory;
 use notification::Notification;
 use payment::Payment;
-use reqwest::Client;
 use serde_json::{json, Value};
 pub use test_support::eventually;
-use test_support::{get_json, poll_until, post_json, read_json, spawn, unique_topic_prefix};
-use test_support::{TestDatabase, TestService};
+use test_support::fixtures::schedule_body;
+use test_support::{poll_until, unique_topic_prefix, TestApp, TestDatabase};
 use uuid::Uuid;
 
 /// How long a saga may take in a test before it counts as stuck: generous,
@@ -25,18 +23,15 @@ pub const APPROVED: &str = "4242424242424242";
 pub const DECLINED: &str = "4000000000000002";
 pub const FLAKY_TWICE: &str = "4000000000000119";
 
+/// The four services, each a [`TestApp`] on the same database and topic
+/// prefix. A test may stop, abort and start any of them again
+/// ([`TestApp::shut_down`], [`TestApp::abort`], [`TestApp::start`]): it comes
+/// back on the same database, topics and settings, on a new port.
 pub struct System {
-    pub database: TestDatabase,
-    pub topic_prefix: String,
-    pub inventory: TestService,
-    payment: Option<TestService>,
-    pub notification: TestService,
-    pub booking: Option<TestService>,
-    /// Settings booking is (re)started with, beside where the other services are.
-    booking_settings: Vec<(&'static str, String)>,
-    /// Settings every service is (re)started with (a private broker's address).
-    shared_settings: Vec<(&'static str, String)>,
-    pub client: Client,
+    pub inventory: TestApp<FlightInventory>,
+    pub payment: TestApp<Payment>,
+    pub notification: TestApp<Notification>,
+    pub booking: TestApp<Booking>,
 }
 
 impl System {
@@ -61,118 +56,52 @@ impl System {
             .collect();
         let database = TestDatabase::create().await.unwrap();
         let topic_prefix = unique_topic_prefix();
-        let inventory = spawn::<FlightInventory>(&database, &topic_prefix, &shared_settings)
-            .await
-            .unwrap();
-        let payment = spawn::<Payment>(&database, &topic_prefix, &shared_settings)
-            .await
-            .unwrap();
-        let notification = spawn::<Notification>(&database, &topic_prefix, &shared_settings)
-            .await
-            .unwrap();
-        let mut system = Self {
-            database,
-            topic_prefix,
-            inventory,
-            payment: Some(payment),
-            notification,
-            booking: None,
-            booking_settings: booking_settings.to_vec(),
-            shared_settings,
-            client: Client::new(),
-        };
-        system.start_booking().await;
-        system
-    }
-
-    /// Starts (or starts again) the booking service against the same database and topics.
-    pub async fn start_booking(&mut self) {
-        let mut overrides = vec![
-            ("delegates.inventory_url", self.inventory.url("")),
-            ("delegates.payment_url", self.payment_url("")),
+        let inventory =
+            TestApp::spawn_on(database.clone(), topic_prefix.clone(), &shared_settings).await;
+        let payment =
+            TestApp::spawn_on(database.clone(), topic_prefix.clone(), &shared_settings).await;
+        let notification =
+            TestApp::spawn_on(database.clone(), topic_prefix.clone(), &shared_settings).await;
+        let mut settings = vec![
+            ("delegates.inventory_url", inventory.url("")),
+            ("delegates.payment_url", payment.url("")),
         ];
-        overrides.extend(self.shared_settings.iter().cloned());
-        overrides.extend(self.booking_settings.iter().cloned());
-        let booking = spawn::<Booking>(&self.database, &self.topic_prefix, &overrides)
-            .await
-            .unwrap();
-        self.booking = Some(booking);
+        settings.extend(shared_settings);
+        settings.extend_from_slice(booking_settings);
+        let booking = TestApp::spawn_on(database, topic_prefix, &settings).await;
+        Self {
+            inventory,
+            payment,
+            notification,
+            booking,
+        }
     }
 
     /// Stops every service gracefully: their consumers leave their groups
     /// while the broker is still there (a test on a private broker calls this
     /// before the broker goes, or each consumer waits out its session).
-    pub async fn stop(mut self) {
-        if let Some(booking) = self.booking.take() {
-            booking.stop().await.unwrap();
-        }
-        if let Some(payment) = self.payment.take() {
-            payment.stop().await.unwrap();
-        }
-        self.notification.stop().await.unwrap();
-        self.inventory.stop().await.unwrap();
-    }
-
-    /// `http://…` of payment followed by `path`.
-    pub fn payment_url(&self, path: &str) -> String {
-        self.payment.as_ref().expect("payment is running").url(path)
-    }
-
-    /// Stops payment gracefully; its commands wait in the broker meanwhile.
-    pub async fn stop_payment(&mut self) {
-        if let Some(payment) = self.payment.take() {
-            payment.stop().await.unwrap();
-        }
-    }
-
-    /// Starts payment again against the same database and topics.
-    pub async fn start_payment(&mut self) {
-        let payment = spawn::<Payment>(&self.database, &self.topic_prefix, &self.shared_settings)
-            .await
-            .unwrap();
-        self.payment = Some(payment);
-    }
-
-    /// Kills booking wherever it is, as `kill -9` would.
-    pub fn crash_booking(&mut self) {
-        if let Some(booking) = self.booking.take() {
-            booking.crash();
-        }
-    }
-
-    pub fn booking_url(&self, path: &str) -> String {
-        self.booking.as_ref().expect("booking is running").url(path)
-    }
-
-    pub async fn get(&self, url: String) -> (u16, Value) {
-        get_json(&self.client, &url).await.unwrap()
-    }
-
-    pub async fn post(&self, url: String, body: Value) -> (u16, Value) {
-        post_json(&self.client, &url, &body).await.unwrap()
+    pub async fn stop(self) {
+        self.booking.stop().await;
+        self.payment.stop().await;
+        self.notification.stop().await;
+        self.inventory.stop().await;
     }
 
     /// Schedules a flight departing tomorrow through flight-inventory's admin API.
     pub async fn schedule_flight(&self, capacity: u32, fare: &str) -> Uuid {
-        let departure = Utc::now() + Days::days(1);
-        let body = json!({
-            "flight_number": "CT501",
-            "origin": "ICN",
-            "destination": "NRT",
-            "departure": departure.to_rfc3339(),
-            "arrival": (departure + Days::minutes(150)).to_rfc3339(),
-            "capacity": capacity,
-            "fare": { "amount": fare, "currency": "USD" },
-        });
-        let (status, body) = self.post(self.inventory.url("/flights"), body).await;
+        let (status, body) = self
+            .inventory
+            .post("/flights", schedule_body(capacity, fare))
+            .await;
         assert_eq!(status, 201, "{body}");
         body["flight_id"].as_str().unwrap().parse().unwrap()
     }
 
     pub async fn credit_miles(&self, customer_id: &str, miles: i64) {
         let (status, body) = self
+            .payment
             .post(
-                self.payment_url(&format!("/accounts/{customer_id}/miles/credits")),
+                &format!("/accounts/{customer_id}/miles/credits"),
                 json!({"miles": miles, "reason": "test credit"}),
             )
             .await;
@@ -180,24 +109,18 @@ impl System {
     }
 
     pub async fn miles_balance(&self, customer_id: &str) -> i64 {
-        let (_, body) = self
-            .get(self.payment_url(&format!("/accounts/{customer_id}/miles")))
+        let body = self
+            .payment
+            .get_ok(&format!("/accounts/{customer_id}/miles"))
             .await;
         body["balance"].as_i64().unwrap()
     }
 
     /// `POST /bookings` with an Idempotency-Key; the status and body.
     pub async fn book_with_key(&self, key: &str, body: &Value) -> (u16, Value) {
-        let response = self
-            .client
-            .post(self.booking_url("/bookings"))
-            .header("Idempotency-Key", key)
-            .json(body)
-            .send()
+        self.booking
+            .post_with_headers("/bookings", &[("Idempotency-Key", key)], body.clone())
             .await
-            .unwrap();
-        let (status, _, body) = read_json(response).await;
-        (status, body)
     }
 
     /// Books and returns the booking id, asserting it was accepted.
@@ -209,11 +132,9 @@ impl System {
     }
 
     pub async fn booking(&self, booking_id: Uuid) -> Value {
-        let (status, body) = self
-            .get(self.booking_url(&format!("/bookings/{booking_id}")))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
+        self.booking
+            .get_ok(&format!("/bookings/{booking_id}"))
+            .await
     }
 
     /// The booking once its saga has nothing left to do.
@@ -234,33 +155,21 @@ impl System {
     }
 
     pub async fn availability(&self, flight_id: Uuid) -> Value {
-        let (status, body) = self
-            .get(
-                self.inventory
-                    .url(&format!("/flights/{flight_id}/availability")),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body
+        self.inventory
+            .get_ok(&format!("/flights/{flight_id}/availability"))
+            .await
     }
 
     pub async fn payments(&self, booking_id: Uuid) -> Vec<Value> {
-        let (status, body) = self
-            .get(self.payment_url(&format!("/payments?booking_id={booking_id}")))
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
+        self.payment
+            .get_items(&format!("/payments?booking_id={booking_id}"))
+            .await
     }
 
     pub async fn notifications(&self, booking_id: Uuid) -> Vec<Value> {
-        let (status, body) = self
-            .get(
-                self.notification
-                    .url(&format!("/notifications?booking_id={booking_id}")),
-            )
-            .await;
-        assert_eq!(status, 200, "{body}");
-        body["items"].as_array().unwrap().clone()
+        self.notification
+            .get_items(&format!("/notifications?booking_id={booking_id}"))
+            .await
     }
 }
 

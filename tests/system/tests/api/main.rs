@@ -1,0 +1,7 @@
+//! The whole system through its public APIs: flight-inventory, payment,
+//! notification and booking in one process, against real Postgres and the broker.
+#![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
+
+mod bookings;
+mod helpers;
+mod saga;
