@@ -33,7 +33,7 @@ pub use outbox::{enqueue, OutboxRelay};
 pub use participant::{Delivery, Handles, Participant};
 pub use producer::Producer;
 pub use settings::{BrokerReadiness, ConsumerSettings, KafkaSettings, RelaySettings};
-pub use wiring::{attach, MessagingCommand};
+pub use wiring::{Backbone, MessagingCommand};
 
 /// The outbox, inbox and dead-letter tables (migrations 1000+).
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");

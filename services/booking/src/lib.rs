@@ -19,7 +19,6 @@ pub mod request;
 pub mod steps;
 pub mod watch;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::topics;
@@ -111,31 +110,13 @@ impl Service for Booking {
             .post("/sagas/{saga_id}/compensate", api::compensate_saga)
             .with_state(state);
 
-        let replies = messaging::Consumer::new(
-            steps::replies::CONSUMER,
-            &[topics::SAGA_REPLIES],
-            Arc::new(
-                SagaReplies {
-                    orchestrator: orchestrator.clone(),
-                }
-                .participant(),
-            ),
-            pool.clone(),
-            &settings.kafka,
-        );
-        let flight_events = messaging::Consumer::new(
-            flight_cancellations::CONSUMER,
-            &[topics::INVENTORY_EVENTS],
-            Arc::new(
-                FlightCancellations {
-                    orchestrator: orchestrator.clone(),
-                    saga: saga_settings.clone(),
-                }
-                .participant(),
-            ),
-            pool.clone(),
-            &settings.kafka,
-        );
+        let replies = SagaReplies {
+            orchestrator: orchestrator.clone(),
+        };
+        let cancellations = FlightCancellations {
+            orchestrator: orchestrator.clone(),
+            saga: saga_settings.clone(),
+        };
         let timers = TimerSettings {
             poll_interval: Duration::from_millis(saga_settings.timer_poll_interval_ms),
             ..TimerSettings::default()
@@ -149,14 +130,19 @@ impl Service for Booking {
             .worker("booking-status-listener", move |context| {
                 watch.listen(listener_pool, context.shutdown)
             });
-        messaging::attach(
-            app,
-            Self::NAME,
-            &pool,
-            &settings.kafka,
-            &TOPICS,
-            vec![replies, flight_events],
-        )
-        .await
+        messaging::Backbone::new(Self::NAME, &pool, &settings.kafka)
+            .topics(&TOPICS)
+            .consume(
+                steps::replies::CONSUMER,
+                &[topics::SAGA_REPLIES],
+                replies.participant(),
+            )
+            .consume(
+                flight_cancellations::CONSUMER,
+                &[topics::INVENTORY_EVENTS],
+                cancellations.participant(),
+            )
+            .attach(app)
+            .await
     }
 }

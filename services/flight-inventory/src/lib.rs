@@ -19,7 +19,6 @@ pub mod search;
 pub mod store;
 pub mod sweeper;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::TimeDelta;
@@ -117,13 +116,6 @@ impl Service for FlightInventory {
             store: store.clone(),
             hold_ttl: TimeDelta::seconds(inventory.hold_ttl_secs),
         };
-        let consumer = messaging::Consumer::new(
-            commands::CONSUMER,
-            &[topics::INVENTORY_COMMANDS],
-            Arc::new(seat_commands.participant()),
-            pool.clone(),
-            &settings.kafka,
-        );
         let sweep_interval = Duration::from_millis(inventory.sweep_interval_ms);
         let sweeper_store = store.clone();
         let sweeper_pool = pool.clone();
@@ -142,14 +134,14 @@ impl Service for FlightInventory {
                     context.shutdown,
                 )
             });
-        messaging::attach(
-            app,
-            Self::NAME,
-            &pool,
-            &settings.kafka,
-            &TOPICS,
-            vec![consumer],
-        )
-        .await
+        messaging::Backbone::new(Self::NAME, &pool, &settings.kafka)
+            .topics(&TOPICS)
+            .consume(
+                commands::CONSUMER,
+                &[topics::INVENTORY_COMMANDS],
+                seat_commands.participant(),
+            )
+            .attach(app)
+            .await
     }
 }

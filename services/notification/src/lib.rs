@@ -65,13 +65,6 @@ impl Service for Notification {
             .get("/notifications", messages::list)
             .with_state(pool.clone());
 
-        let consumer = messaging::Consumer::new(
-            commands::CONSUMER,
-            &[topics::NOTIFICATION_COMMANDS],
-            Arc::new(NotificationCommands.participant()),
-            pool.clone(),
-            &settings.kafka,
-        );
         // A real provider replaces a sink here; nothing else changes.
         let channels: Vec<Arc<dyn DeliveryChannel>> = vec![
             Arc::new(DeliverySink::new(Channel::Email, pool.clone())),
@@ -81,15 +74,15 @@ impl Service for Notification {
         let app = ServiceApp::new(router).worker("notification-dispatcher", move |context| {
             dispatcher.run(context.shutdown)
         });
-        messaging::attach(
-            app,
-            Self::NAME,
-            &pool,
-            &settings.kafka,
-            &TOPICS,
-            vec![consumer],
-        )
-        .await
+        messaging::Backbone::new(Self::NAME, &pool, &settings.kafka)
+            .topics(&TOPICS)
+            .consume(
+                commands::CONSUMER,
+                &[topics::NOTIFICATION_COMMANDS],
+                NotificationCommands.participant(),
+            )
+            .attach(app)
+            .await
     }
 }
 

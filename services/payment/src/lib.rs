@@ -81,22 +81,11 @@ impl Service for Payment {
             .get("/accounts/{customer_id}/miles", miles::balance)
             .post("/accounts/{customer_id}/miles/credits", miles::credit)
             .with_state(state);
-        let consumer = messaging::Consumer::new(
-            commands::CONSUMER,
-            &[topics::PAYMENT_COMMANDS],
-            Arc::new(PaymentCommands { gateway }.participant()),
-            pool.clone(),
-            &settings.kafka,
-        );
-        let app = ServiceApp::new(router);
-        messaging::attach(
-            app,
-            Self::NAME,
-            &pool,
-            &settings.kafka,
-            &TOPICS,
-            vec![consumer],
-        )
-        .await
+        let commands = PaymentCommands { gateway }.participant();
+        messaging::Backbone::new(Self::NAME, &pool, &settings.kafka)
+            .topics(&TOPICS)
+            .consume(commands::CONSUMER, &[topics::PAYMENT_COMMANDS], commands)
+            .attach(ServiceApp::new(router))
+            .await
     }
 }
