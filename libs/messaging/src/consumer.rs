@@ -235,6 +235,14 @@ impl Consumer {
                 self.settings.auto_commit_interval_ms.to_string(),
             )
             .set("auto.offset.reset", "earliest")
+            .set(
+                "session.timeout.ms",
+                self.settings.session_timeout_ms.to_string(),
+            )
+            .set(
+                "heartbeat.interval.ms",
+                self.settings.heartbeat_interval_ms.to_string(),
+            )
             .set("statistics.interval.ms", "5000")
             // Answer a fetch as soon as one byte is there; the wait bounds only the idle case.
             .set("fetch.min.bytes", "1")

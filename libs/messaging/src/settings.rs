@@ -126,6 +126,17 @@ pub struct ConsumerSettings {
     /// is one message, under load it saves a commit per message.
     #[serde(default = "default_max_batch")]
     pub max_batch: usize,
+    /// How long the group coordinator waits for a silent member before it
+    /// hands its partitions to the others. A member killed with `kill -9`
+    /// never says goodbye: until this passes, its partitions stay with it and
+    /// a restarted process is assigned nothing. 10 s (Kafka's default is
+    /// 45 s) keeps recovery after a crash within the sagas' step timeouts.
+    #[serde(default = "default_session_timeout_ms")]
+    pub session_timeout_ms: u64,
+    /// How often a member tells the coordinator it is alive: a third of the
+    /// session timeout, so two lost heartbeats are survived.
+    #[serde(default = "default_heartbeat_interval_ms")]
+    pub heartbeat_interval_ms: u64,
 }
 
 impl Default for ConsumerSettings {
@@ -140,6 +151,8 @@ impl Default for ConsumerSettings {
             fetch_wait_max_ms: default_fetch_wait_max_ms(),
             instances: default_instances(),
             max_batch: default_max_batch(),
+            session_timeout_ms: default_session_timeout_ms(),
+            heartbeat_interval_ms: default_heartbeat_interval_ms(),
         }
     }
 }
@@ -150,6 +163,14 @@ fn default_instances() -> u32 {
 
 fn default_max_batch() -> usize {
     100
+}
+
+fn default_session_timeout_ms() -> u64 {
+    10_000
+}
+
+fn default_heartbeat_interval_ms() -> u64 {
+    3_000
 }
 
 fn default_max_attempts() -> u32 {

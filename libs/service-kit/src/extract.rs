@@ -57,10 +57,51 @@ impl From<JsonRejection> for ApiError {
                 "expected a request body with `Content-Type: application/json`".to_owned()
             }
             ErrorCode::PayloadTooLarge => "the request body is too large".to_owned(),
-            _ => rejection.body_text(),
+            _ => without_values(&rejection.body_text()),
         };
         ApiError::new(code, detail)
     }
+}
+
+/// A deserialization message with the offending values taken out: serde
+/// quotes what it could not read (`invalid type: integer `4242…``), and a
+/// request body may hold a card number or a CVC, which must never be echoed
+/// back or logged. What was wrong, where, and what was expected stay.
+pub fn without_values(message: &str) -> String {
+    const MARKERS: [&str; 2] = ["invalid type: ", "invalid value: "];
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some((at, marker)) = MARKERS
+        .iter()
+        .filter_map(|marker| rest.find(marker).map(|at| (at, *marker)))
+        .min_by_key(|(at, _)| *at)
+    {
+        let (head, tail) = rest.split_at(at + marker.len());
+        out.push_str(head);
+        let kind_end = tail.find(['`', '"', ',']).unwrap_or(tail.len());
+        out.push_str(tail[..kind_end].trim_end());
+        let literal = &tail[kind_end..];
+        rest = match literal.chars().next() {
+            Some('`') => skip_quoted(&literal[1..], '`'),
+            Some('"') => skip_quoted(&literal[1..], '"'),
+            _ => literal,
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// What follows the closing `quote` (honouring backslash escapes).
+fn skip_quoted(text: &str, quote: char) -> &str {
+    let mut escaped = false;
+    for (at, c) in text.char_indices() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            c if c == quote && !escaped => return &text[at + c.len_utf8()..],
+            _ => escaped = false,
+        }
+    }
+    ""
 }
 
 impl From<PathRejection> for ApiError {
@@ -165,6 +206,30 @@ impl<const DEFAULT: i64, const MAX: i64> PageLimit<DEFAULT, MAX> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn a_refused_body_is_described_without_the_values_it_held() {
+        let messages = [
+            "Failed to deserialize the JSON body into the target type: payment.card.number: invalid type: integer `4242424242424242`, expected a string at line 1 column 80",
+            "payment.card.cvc: invalid type: string \"123\", expected u16 at line 1 column 9",
+            "seats: invalid value: integer `-4242424242424242`, expected u32 at line 1 column 3",
+            "a: invalid type: string \"quoted \\\" 4242424242424242\", expected a map",
+        ];
+        for message in messages {
+            let cleaned = without_values(message);
+            assert!(
+                !cleaned.contains("4242") && !cleaned.contains("123\""),
+                "{cleaned}"
+            );
+            assert!(cleaned.contains("expected"), "{cleaned}");
+        }
+        assert_eq!(
+            without_values(messages[0]),
+            "Failed to deserialize the JSON body into the target type: payment.card.number: invalid type: integer, expected a string at line 1 column 80"
+        );
+        assert_eq!(without_values("missing field `cvc`"), "missing field `cvc`");
+    }
+
     use super::*;
     use axum::http::Request;
 
