@@ -16,6 +16,7 @@ use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use contracts::Envelope;
 use serde::{Deserialize, Serialize};
+use service_kit::auth::Admin;
 use service_kit::{ApiError, Json, PageLimit, Path, Query, Routes};
 use sqlx::types::Json as SqlJson;
 use sqlx::{PgConnection, PgPool, Row};
@@ -338,6 +339,7 @@ pub fn router(pool: PgPool) -> Routes {
 
 async fn list_handler(
     State(pool): State<PgPool>,
+    _admin: Admin,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<DeadLetterList>, ApiError> {
     let limit = query.limit.get()?;
@@ -347,6 +349,7 @@ async fn list_handler(
 
 async fn replay_handler(
     State(pool): State<PgPool>,
+    _admin: Admin,
     Path(id): Path<Uuid>,
 ) -> Result<(StatusCode, Json<DeadLetter>), ApiError> {
     let dead_letter = request_replay(&pool, id).await?;
@@ -355,6 +358,7 @@ async fn replay_handler(
 
 async fn discard_handler(
     State(pool): State<PgPool>,
+    _admin: Admin,
     Path(id): Path<Uuid>,
 ) -> Result<Json<DeadLetter>, ApiError> {
     Ok(Json(discard(&pool, id).await?))

@@ -261,6 +261,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
+/// A caller with the admin scope, as an extractor: a handler that takes it
+/// serves admins only; anyone else is refused with 403 (401 without a valid
+/// token) before the handler runs.
+#[derive(Debug, Clone)]
+pub struct Admin(pub Caller);
+
+impl<S: Send + Sync> FromRequestParts<S> for Admin {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let caller = Caller::from_request_parts(parts, state).await?;
+        caller.require_admin()?;
+        Ok(Admin(caller))
+    }
+}
+
 /// Signs tokens with the issuer's private key: for development tools and
 /// tests. A service never holds this key.
 #[derive(Clone)]

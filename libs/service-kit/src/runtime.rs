@@ -13,7 +13,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
-use axum::Router;
+use axum::{Extension, Router};
 
 use crate::routes::{Route, Routes};
 use futures::future::BoxFuture;
@@ -24,6 +24,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::auth::TokenVerifier;
 use crate::db::{self, DatabaseReadiness};
 use crate::settings::{HttpSettings, ServiceSettings};
 
@@ -133,6 +134,8 @@ impl ServiceApp {
 pub async fn launch<S: Service>(
     settings: ServiceSettings<S::Domain>,
 ) -> anyhow::Result<BoundService> {
+    let verifier = TokenVerifier::from_settings(&settings.auth)
+        .with_context(|| format!("set up the {} service's token verification", S::NAME))?;
     let pool = db::connect(&settings.database, S::NAME).await?;
     db::migrate(&pool, &S::migrator()).await?;
     let http_settings = settings.http.clone();
@@ -146,7 +149,7 @@ pub async fn launch<S: Service>(
         .merge(Routes::new().openapi(S::OPENAPI))
         .merge(crate::http::operational(readiness))
         .into_parts();
-    let router = crate::http::stack(router, &http_settings);
+    let router = crate::http::stack(router.layer(Extension(verifier)), &http_settings);
     let listener = TcpListener::bind(http_settings.address())
         .await
         .with_context(|| format!("bind {}", http_settings.address()))?;

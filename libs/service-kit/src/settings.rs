@@ -87,6 +87,9 @@ fn typed_override(value: &str) -> config::Value {
 pub struct ServiceSettings<Domain> {
     pub http: HttpSettings,
     pub database: DatabaseSettings,
+    /// Whose bearer tokens the service trusts; required, so a service
+    /// without a key refuses to start rather than serve unauthenticated.
+    pub auth: crate::auth::AuthSettings,
     #[serde(default)]
     pub telemetry: TelemetrySettings,
     #[serde(flatten)]

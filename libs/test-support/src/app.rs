@@ -21,6 +21,7 @@ use sqlx::PgPool;
 use tokio::sync::OnceCell;
 
 use crate::http::read_json;
+use crate::tokens;
 use crate::{
     brokers, kafka_settings, role_of, spawn, unique_topic_prefix, TestDatabase, TestService,
 };
@@ -133,8 +134,33 @@ impl<S: Service> TestApp<S> {
 
     /// `method path`, to finish (headers, a raw body) and [`send`](Self::send):
     /// for what [`get`](Self::get) and [`post`](Self::post) do not cover.
+    /// Sent with an admin's bearer token, so tests about one endpoint's
+    /// behaviour need not be about authorization too; see
+    /// [`request_as`](Self::request_as) for those that are.
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client.request(method, self.url(path))
+        self.request_as(method, path, Some(&tokens::admin()))
+    }
+
+    /// `method path` with `token` as its bearer token, or with none.
+    pub fn request_as(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let request = self.client.request(method, self.url(path));
+        match token {
+            Some(token) => request.bearer_auth(token),
+            None => request,
+        }
+    }
+
+    /// `GET path` as the holder of `token` (or of none): the status and the JSON body.
+    pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let (status, _, body) = self.send(self.request_as(Method::GET, path, token)).await;
+        (status, body)
+    }
+
+    /// `POST path` with `body` as the holder of `token` (or of none).
+    pub async fn post_as(&self, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
+        let request = self.request_as(Method::POST, path, token).json(&body);
+        let (status, _, body) = self.send(request).await;
+        (status, body)
     }
 
     /// Sends `request`: the status, the content type and the body as JSON

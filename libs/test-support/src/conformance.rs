@@ -12,6 +12,7 @@ use service_kit::Service;
 use tokio::sync::oneshot;
 
 use crate::http::content_type;
+use crate::tokens;
 use crate::{overrides_for, spawn, unique_topic_prefix, TestDatabase, TestService};
 
 /// Spawns `S` against a fresh database and the test broker, then checks the
@@ -84,7 +85,10 @@ pub async fn check_service_conformance<S: Service>(
     refusals.extend_from_slice(malformed);
     for (method, path, body, expected) in refusals {
         let method = reqwest::Method::from_bytes(method.as_bytes()).context("parse method")?;
-        let mut request = client.request(method.clone(), service.url(path));
+        // As an admin: these are about what the service refuses past authentication.
+        let mut request = client
+            .request(method.clone(), service.url(path))
+            .bearer_auth(tokens::admin());
         if !body.is_empty() {
             request = request
                 .header("content-type", "application/json")
@@ -163,7 +167,94 @@ pub async fn check_openapi_document<S: Service>() -> anyhow::Result<()> {
         undocumented.is_empty() && unrouted.is_empty(),
         "{name} /openapi.json disagrees with the router:\n  routed but not documented: {undocumented:?}\n  documented but not routed: {unrouted:?}"
     );
+    check_authentication(&service, &routed, name).await?;
     service.stop().await
+}
+
+/// Routes anyone may call: probes, metrics and the API's own description.
+const OPEN_ROUTES: [&str; 4] = ["/health/live", "/health/ready", "/metrics", "/openapi.json"];
+
+/// Every route but the open ones refuses a request without a valid bearer
+/// token with 401, problem+json and a `WWW-Authenticate: Bearer` challenge:
+/// no token, an expired one, one for another audience, one for another
+/// issuer, and an admin token signed by a key nobody trusts.
+async fn check_authentication(
+    service: &TestService,
+    routed: &BTreeSet<(String, String)>,
+    name: &str,
+) -> anyhow::Result<()> {
+    use service_kit::auth::Scope;
+    let client = reqwest::Client::new();
+    let mut expired = tokens::claims(Scope::Admin, "operator");
+    expired.exp = expired.iat - 3600;
+    expired.nbf = expired.iat - 7200;
+    let mut elsewhere = tokens::claims(Scope::Admin, "operator");
+    elsewhere.aud = "another-system".to_owned();
+    let mut impostor = tokens::claims(Scope::Admin, "operator");
+    impostor.iss = "someone-else".to_owned();
+    let bad_tokens = [
+        ("no token", None),
+        ("an expired token", Some(tokens::signed(&expired))),
+        (
+            "a token for another audience",
+            Some(tokens::signed(&elsewhere)),
+        ),
+        (
+            "a token from another issuer",
+            Some(tokens::signed(&impostor)),
+        ),
+        (
+            "a token with a forged signature",
+            Some(tokens::forged_admin()),
+        ),
+        ("a malformed token", Some("not.a.jwt".to_owned())),
+    ];
+    for (method, path) in routed {
+        if OPEN_ROUTES.contains(&path.as_str()) {
+            continue;
+        }
+        let concrete = with_parameters(path);
+        let method = reqwest::Method::from_bytes(method.as_bytes()).context("parse method")?;
+        for (what, token) in &bad_tokens {
+            let mut request = client
+                .request(method.clone(), service.url(&concrete))
+                .header("content-type", "application/json")
+                .body("{}");
+            if let Some(token) = token {
+                request = request.bearer_auth(token);
+            }
+            let response = request.send().await?;
+            let status = response.status();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .and_then(|value| value.to_str().ok())
+                .unwrap_or_default()
+                .to_owned();
+            let content_type = content_type(&response);
+            ensure!(
+                status == StatusCode::UNAUTHORIZED
+                    && challenge.starts_with("Bearer")
+                    && content_type == "application/problem+json",
+                "{name} {method} {concrete} with {what}: {status}, challenge {challenge:?}, {content_type}"
+            );
+        }
+    }
+    Ok(())
+}
+
+/// `path` with each `{parameter}` filled with a well-formed value.
+fn with_parameters(path: &str) -> String {
+    path.split('/')
+        .map(|segment| {
+            if segment.starts_with('{') && segment.ends_with('}') {
+                "0193a0c2-7d1e-7c3b-9a1f-2f0e6c1d4b5a"
+            } else {
+                segment
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Starts `S` as [`spawn`] does, and keeps the `(METHOD, path)` of every

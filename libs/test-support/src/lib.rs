@@ -27,6 +27,7 @@ pub mod broker;
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+pub mod tokens;
 pub mod wait;
 
 pub use app::TestApp;
@@ -168,6 +169,14 @@ pub fn overrides_for<S: Service>(
         ("database.startup_timeout_ms", "10000".to_owned()),
         ("kafka.brokers", brokers()),
         ("kafka.topic_prefix", topic_prefix.to_owned()),
+        ("auth.public_key_pem", tokens::public_key_pem().to_owned()),
+        // Read by booking (its calls to flight-inventory and payment); other
+        // services ignore it.
+        ("delegates.service_token", tokens::service(S::NAME)),
+        (
+            "idempotency.fingerprint_key",
+            "a test-only fingerprint key".to_owned(),
+        ),
     ]
 }
 

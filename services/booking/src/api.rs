@@ -14,6 +14,7 @@ use contracts::payment::redeem_miles;
 use contracts::Money;
 use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
 use serde::{Deserialize, Serialize};
+use service_kit::auth::{Admin, Caller};
 use service_kit::{ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
@@ -95,7 +96,13 @@ fn view(booking: Booking, slip: Option<RoutingSlip>, with_slip: bool) -> Booking
 /// The booking row and its slip from one snapshot: they change together in
 /// one transaction (D13), and two separate reads could straddle it and show
 /// a compensated slip beside a booking still confirmed.
-async fn load_view(state: &AppState, booking_id: Uuid) -> Result<BookingView, ApiError> {
+/// The booking as `caller` may see it: another customer's booking is "not
+/// found", never "forbidden", so the answer says nothing of what exists.
+async fn load_view(
+    state: &AppState,
+    caller: &Caller,
+    booking_id: Uuid,
+) -> Result<BookingView, ApiError> {
     let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
     sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
         .execute(&mut *tx)
@@ -103,6 +110,7 @@ async fn load_view(state: &AppState, booking_id: Uuid) -> Result<BookingView, Ap
         .map_err(anyhow::Error::from)?;
     let booking = db::get(&mut tx, booking_id)
         .await?
+        .filter(|booking| caller.may_act_for(&booking.customer_id))
         .ok_or_else(booking_not_found)?;
     let slip = saga::store::get(&mut tx, booking_id).await?;
     tx.commit().await.map_err(anyhow::Error::from)?;
@@ -120,6 +128,7 @@ fn booking_not_found() -> ApiError {
 #[tracing::instrument(skip_all, fields(booking_id = tracing::field::Empty), err(Debug))]
 pub async fn create(
     State(state): State<AppState>,
+    caller: Caller,
     idempotency_key: IdempotencyKey,
     headers: HeaderMap,
     Json(request): Json<CreateBooking>,
@@ -136,12 +145,13 @@ pub async fn create(
             .with_type("validation-failed")
             .with_extension("errors", errors)
     })?;
-    let fingerprint = request::fingerprint(&request);
+    caller.require_acting_for(&valid.customer_id)?;
+    let fingerprint = request::fingerprint(&request, &state.fingerprint_key);
 
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     if let Some(booking_id) = replayed(&mut conn, idempotency_key, &fingerprint).await? {
         drop(conn);
-        return respond(&state, booking_id, wait).await;
+        return respond(&state, &caller, booking_id, wait).await;
     }
     drop(conn);
 
@@ -233,7 +243,7 @@ pub async fn create(
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency key {idempotency_key} vanished"))?;
         drop(conn);
-        return respond(&state, booking_id, wait).await;
+        return respond(&state, &caller, booking_id, wait).await;
     }
     state
         .orchestrator
@@ -242,7 +252,7 @@ pub async fn create(
         .map_err(saga_error)?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     tracing::info!(%booking_id, "booking accepted; saga started");
-    respond(&state, booking_id, wait).await
+    respond(&state, &caller, booking_id, wait).await
 }
 
 /// The booking an earlier request with this key made, if it was this same request.
@@ -253,7 +263,9 @@ async fn replayed(
 ) -> Result<Option<Uuid>, ApiError> {
     match db::find_by_key(conn, idempotency_key).await? {
         None => Ok(None),
-        Some((booking_id, earlier)) if earlier == fingerprint => Ok(Some(booking_id)),
+        Some((booking_id, Some(earlier))) if earlier == fingerprint => Ok(Some(booking_id)),
+        // Made before fingerprints were keyed: nothing to compare with.
+        Some((booking_id, None)) => Ok(Some(booking_id)),
         Some(_) => Err(ApiError::unprocessable(
             "this Idempotency-Key was already used for a different booking request",
         )
@@ -264,6 +276,7 @@ async fn replayed(
 /// 202 while pending; with `Prefer: wait`, waits and answers 201 once settled.
 async fn respond(
     state: &AppState,
+    caller: &Caller,
     booking_id: Uuid,
     wait: Option<Duration>,
 ) -> Result<Response, ApiError> {
@@ -274,7 +287,7 @@ async fn respond(
             status = StatusCode::CREATED;
         }
     }
-    let body = load_view(state, booking_id).await?;
+    let body = load_view(state, caller, booking_id).await?;
     let mut headers = HeaderMap::new();
     if let Ok(location) = HeaderValue::from_str(&format!("/bookings/{booking_id}")) {
         headers.insert(header::LOCATION, location);
@@ -302,9 +315,10 @@ fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
 /// `GET /bookings/{id}`: the booking with its routing slip.
 pub async fn get(
     State(state): State<AppState>,
+    caller: Caller,
     Path(booking_id): Path<Uuid>,
 ) -> Result<Json<BookingView>, ApiError> {
-    Ok(Json(load_view(&state, booking_id).await?))
+    Ok(Json(load_view(&state, &caller, booking_id).await?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -319,6 +333,7 @@ struct CancelRequest {
 #[tracing::instrument(skip_all, fields(booking_id = %booking_id), err(Debug))]
 pub async fn cancel(
     State(state): State<AppState>,
+    caller: Caller,
     Path(booking_id): Path<Uuid>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
@@ -326,7 +341,10 @@ pub async fn cancel(
         CancelRequest::default()
     } else {
         serde_json::from_slice(&body).map_err(|error| {
-            ApiError::unprocessable(format!("the body is not a cancellation: {error}"))
+            ApiError::unprocessable(format!(
+                "the body is not a cancellation: {}",
+                service_kit::extract::without_values(&error.to_string())
+            ))
         })?
     };
     let detail = request.reason.as_deref().map(str::trim).unwrap_or_default();
@@ -340,6 +358,7 @@ pub async fn cancel(
     let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
     let booking = db::get_for_update(&mut tx, booking_id)
         .await?
+        .filter(|booking| caller.may_act_for(&booking.customer_id))
         .ok_or_else(booking_not_found)?;
     match booking.status {
         BookingStatus::Failed | BookingStatus::Cancelled => {
@@ -368,7 +387,7 @@ pub async fn cancel(
         // Already being undone: by a cancellation (asking again is harmless) or a failure.
         Err(SagaError::Refused(SlipError::NotAllowed(..))) => {
             drop(tx);
-            let current = load_view(&state, booking_id).await?;
+            let current = load_view(&state, &caller, booking_id).await?;
             if current.cancellation_reason.is_none() {
                 return Err(ApiError::conflict(
                     "the booking is being undone already because it failed",
@@ -378,7 +397,7 @@ pub async fn cancel(
         }
         Err(error) => return Err(saga_error(error)),
     }
-    let body = load_view(&state, booking_id).await?;
+    let body = load_view(&state, &caller, booking_id).await?;
     Ok((StatusCode::ACCEPTED, Json(body)).into_response())
 }
 
@@ -401,11 +420,15 @@ pub struct BookingList {
 /// `GET /customers/{id}/bookings`: newest first, paged with `before`.
 pub async fn for_customer(
     State(state): State<AppState>,
+    caller: Caller,
     Path(customer_id): Path<String>,
     Query(query): Query<PageQuery>,
 ) -> Result<Json<BookingList>, ApiError> {
     request::validate_customer_id(&customer_id)
         .map_err(|detail| ApiError::bad_request(detail).with_type("invalid-path"))?;
+    if !caller.may_act_for(&customer_id) {
+        return Err(ApiError::not_found("no such customer").with_type("customer-not-found"));
+    }
     let limit = query.limit.get()?;
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     let before = match query.before {
@@ -450,6 +473,7 @@ pub struct SagaList {
 /// `GET /sagas?status=…` (operator): sagas by status, latest change first.
 pub async fn list_sagas(
     State(state): State<AppState>,
+    _admin: Admin,
     Query(query): Query<SagaQuery>,
 ) -> Result<Json<SagaList>, ApiError> {
     let status = query
@@ -473,6 +497,7 @@ pub async fn list_sagas(
 /// `GET /sagas/{id}` (operator): the routing slip.
 pub async fn get_saga(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(saga_id): Path<Uuid>,
 ) -> Result<Json<RoutingSlip>, ApiError> {
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
@@ -486,6 +511,7 @@ pub async fn get_saga(
 #[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
 pub async fn retry_saga(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(saga_id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;
@@ -504,6 +530,7 @@ pub async fn retry_saga(
 #[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
 pub async fn compensate_saga(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(saga_id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let mut tx = state.pool.begin().await.map_err(anyhow::Error::from)?;

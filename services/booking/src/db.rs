@@ -168,7 +168,7 @@ pub async fn insert(
 pub async fn find_by_key(
     conn: &mut PgConnection,
     idempotency_key: &str,
-) -> anyhow::Result<Option<(Uuid, String)>> {
+) -> anyhow::Result<Option<(Uuid, Option<String>)>> {
     sqlx::query_as(
         "SELECT booking_id, request_fingerprint FROM bookings WHERE idempotency_key = $1",
     )

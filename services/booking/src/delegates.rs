@@ -9,16 +9,23 @@ use std::time::Duration;
 use anyhow::Context;
 use contracts::http::inventory::{Quote, QuoteQuery};
 use contracts::http::payment::{CardRequest, CardToken};
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use service_kit::ApiError;
 use uuid::Uuid;
 
-/// `[delegates]`: where the other services are.
+/// `[delegates]`: where the other services are, and how booking proves it
+/// is booking to them.
 #[derive(Debug, Clone, Deserialize)]
 pub struct DelegateSettings {
     pub inventory_url: String,
     pub payment_url: String,
     pub timeout_ms: u64,
+    /// A `service`-scope bearer token from the token issuer. In production
+    /// it comes from the identity provider's client-credentials grant and
+    /// is rotated there; `make up` mints a development one.
+    #[serde(default)]
+    pub service_token: Option<SecretString>,
 }
 
 #[derive(Debug, Clone)]
@@ -26,6 +33,7 @@ pub struct Delegates {
     client: reqwest::Client,
     inventory_url: String,
     payment_url: String,
+    service_token: SecretString,
 }
 
 /// The part of a problem+json body booking reads.
@@ -53,10 +61,17 @@ impl Delegates {
             .timeout(Duration::from_millis(settings.timeout_ms))
             .build()
             .context("build the http client")?;
+        let service_token = settings.service_token.clone().ok_or_else(|| {
+            anyhow::anyhow!(
+                "delegates.service_token is required: booking calls flight-inventory and payment \
+                 with a service token (`contrail-admin token --service booking` mints one)"
+            )
+        })?;
         Ok(Self {
             client,
             inventory_url: settings.inventory_url.trim_end_matches('/').to_owned(),
             payment_url: settings.payment_url.trim_end_matches('/').to_owned(),
+            service_token,
         })
     }
 
@@ -139,8 +154,10 @@ impl Delegates {
         })
     }
 
-    /// Sends with the current trace context, so the trace continues in the other service.
+    /// Sends as booking (its service token), with the current trace
+    /// context, so the trace continues in the other service.
     async fn send(&self, request: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
+        let request = request.bearer_auth(self.service_token.expose_secret());
         let request = service_kit::telemetry::current_trace_headers()
             .into_iter()
             .fold(request, |request, (name, value)| {

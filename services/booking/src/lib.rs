@@ -23,6 +23,7 @@ use std::time::Duration;
 
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
+use secrecy::SecretString;
 use serde::Deserialize;
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
@@ -50,6 +51,16 @@ pub struct Settings {
     pub kafka: messaging::KafkaSettings,
     pub saga: SagaSettings,
     pub delegates: DelegateSettings,
+    pub idempotency: IdempotencySettings,
+}
+
+/// `[idempotency]`: how `POST /bookings` recognises a repeated request.
+#[derive(Debug, Clone, Deserialize)]
+pub struct IdempotencySettings {
+    /// The secret the request fingerprint is keyed with (HMAC-SHA256), so a
+    /// stored fingerprint cannot be tested against guesses of the card
+    /// number in the request. Required; `make up` generates one.
+    pub fingerprint_key: SecretString,
 }
 
 /// What the HTTP handlers share.
@@ -58,6 +69,7 @@ pub struct AppState {
     pub pool: PgPool,
     pub orchestrator: Orchestrator<BookingSteps>,
     pub delegates: Delegates,
+    pub fingerprint_key: request::FingerprintKey,
     pub watch: BookingWatch,
     pub saga: SagaSettings,
     /// The longest `Prefer: wait` honoured: within the API's promise and
@@ -91,6 +103,9 @@ impl Service for Booking {
             pool: pool.clone(),
             orchestrator: orchestrator.clone(),
             delegates: Delegates::new(&settings.domain.delegates)?,
+            fingerprint_key: request::FingerprintKey::new(
+                &settings.domain.idempotency.fingerprint_key,
+            )?,
             watch: watch.clone(),
             saga: saga_settings.clone(),
             max_wait: settings

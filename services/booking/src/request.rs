@@ -6,8 +6,10 @@
 /// booking checks its shape, then passes it on.
 pub use contracts::http::payment::CardRequest;
 use contracts::notification::{Contact, Passenger};
+use hmac::{Hmac, Mac};
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 use uuid::Uuid;
 
 pub const MAX_PASSENGERS: usize = 9;
@@ -196,12 +198,50 @@ pub fn validate(request: &CreateBooking) -> Result<ValidBooking, Vec<FieldError>
     })
 }
 
+/// The secret request fingerprints are keyed with.
+#[derive(Clone)]
+pub struct FingerprintKey(Hmac<Sha256>);
+
+impl std::fmt::Debug for FingerprintKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FingerprintKey(…)")
+    }
+}
+
+impl FingerprintKey {
+    pub fn new(secret: &SecretString) -> anyhow::Result<Self> {
+        let secret = secret.expose_secret();
+        anyhow::ensure!(
+            secret.len() >= 16,
+            "idempotency.fingerprint_key must be at least 16 characters"
+        );
+        let mac = Hmac::<Sha256>::new_from_slice(secret.as_bytes())
+            .map_err(|error| anyhow::anyhow!("use the fingerprint key: {error}"))?;
+        Ok(Self(mac))
+    }
+}
+
 /// A fingerprint of the request as the client meant it: the same body in
-/// another key order or spacing has the same fingerprint.
-pub fn fingerprint(request: &CreateBooking) -> String {
-    let canonical = serde_json::to_vec(request).unwrap_or_default();
-    let digest = Sha256::digest(&canonical);
-    digest.iter().map(|byte| format!("{byte:02x}")).collect()
+/// another key order or spacing has the same fingerprint. Keyed
+/// (HMAC-SHA256 with a secret from configuration), so the stored value
+/// reveals nothing of the card number in the request even to someone who
+/// tries every plausible number; the CVC is left out altogether — it is
+/// never stored, logged or hashed in any form.
+pub fn fingerprint(request: &CreateBooking, key: &FingerprintKey) -> String {
+    let mut canonical = serde_json::to_value(request).unwrap_or_default();
+    if let Some(card) = canonical
+        .pointer_mut("/payment/card")
+        .and_then(serde_json::Value::as_object_mut)
+    {
+        card.remove("cvc");
+    }
+    let mut mac = key.0.clone();
+    mac.update(&serde_json::to_vec(&canonical).unwrap_or_default());
+    mac.finalize()
+        .into_bytes()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
 }
 
 /// Customer ids are opaque, but bounded and printable.
@@ -374,10 +414,32 @@ mod tests {
                 "payment": {"miles": 0, "card": {"cvc": "123", "expiry": "12/30", "number": "4242 4242 4242 4242"}}}"#,
         )
         .unwrap();
-        assert_eq!(fingerprint(&a), fingerprint(&b));
+        let key = key("a test secret of some length");
+        assert_eq!(fingerprint(&a, &key), fingerprint(&b, &key));
         let mut changed = valid_body();
         changed["passengers"][0]["first_name"] = json!("Grace");
-        assert_ne!(fingerprint(&a), fingerprint(&request(changed)));
+        assert_ne!(fingerprint(&a, &key), fingerprint(&request(changed), &key));
+    }
+
+    fn key(secret: &str) -> FingerprintKey {
+        FingerprintKey::new(&SecretString::from(secret.to_owned())).unwrap()
+    }
+
+    #[test]
+    fn the_fingerprint_depends_on_the_secret_and_never_on_the_cvc() {
+        let a = request(valid_body());
+        let mut other_cvc = valid_body();
+        other_cvc["payment"]["card"]["cvc"] = json!("999");
+        let key_one = key("a test secret of some length");
+        assert_eq!(
+            fingerprint(&a, &key_one),
+            fingerprint(&request(other_cvc), &key_one)
+        );
+        assert_ne!(
+            fingerprint(&a, &key_one),
+            fingerprint(&a, &key("another secret of some length"))
+        );
+        assert!(FingerprintKey::new(&SecretString::from("short".to_owned())).is_err());
     }
 
     #[test]

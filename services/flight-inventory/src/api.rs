@@ -8,6 +8,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use contracts::http::inventory::{Quote, QuoteQuery};
 use contracts::Money;
 use serde::{Deserialize, Serialize};
+use service_kit::auth::{Admin, Caller};
 use service_kit::{ApiError, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
@@ -124,6 +125,7 @@ pub struct DetailQuery {
 #[tracing::instrument(skip_all, fields(flight_id = %flight_id), err(Debug))]
 pub async fn detail(
     State(state): State<AppState>,
+    _caller: Caller,
     Path(flight_id): Path<Uuid>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Json<FlightView>, ApiError> {
@@ -156,6 +158,7 @@ pub async fn detail(
 /// `GET /flights/{id}/availability`: always from the event stream, never stale.
 pub async fn availability(
     State(state): State<AppState>,
+    _caller: Caller,
     Path(flight_id): Path<Uuid>,
 ) -> Result<Json<Availability>, ApiError> {
     let loaded = state.store.load(flight_id).await?;
@@ -166,6 +169,7 @@ pub async fn availability(
 /// `GET /flights/{id}/quote?seats=N`: what N seats cost now, if they can be sold.
 pub async fn quote(
     State(state): State<AppState>,
+    _caller: Caller,
     Path(flight_id): Path<Uuid>,
     Query(query): Query<QuoteQuery>,
 ) -> Result<Json<Quote>, ApiError> {
@@ -214,6 +218,7 @@ pub struct History {
 /// `GET /flights/{id}/history`: every event of the flight, oldest first.
 pub async fn history(
     State(state): State<AppState>,
+    _caller: Caller,
     Path(flight_id): Path<Uuid>,
 ) -> Result<Json<History>, ApiError> {
     use eventstore::EventStore;
@@ -256,6 +261,7 @@ pub struct SearchQuery {
 /// `GET /flights?origin=ICN&destination=NRT&date=2026-12-01`: from the search read model.
 pub async fn search(
     State(state): State<AppState>,
+    _caller: Caller,
     Query(query): Query<SearchQuery>,
 ) -> Result<Json<search::SearchResults>, ApiError> {
     let code = |field: &'static str, value: Option<String>| -> Result<Option<String>, ApiError> {
@@ -295,6 +301,7 @@ pub struct ScheduleRequest {
 #[tracing::instrument(skip_all, err(Debug))]
 pub async fn schedule(
     State(state): State<AppState>,
+    _admin: Admin,
     Json(request): Json<ScheduleRequest>,
 ) -> Result<Response, ApiError> {
     let flight_id = Uuid::now_v7();
@@ -345,6 +352,7 @@ pub struct FareRequest {
 /// `POST /flights/{id}/fare` (admin): the new per-seat fare.
 pub async fn change_fare(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(flight_id): Path<Uuid>,
     Json(request): Json<FareRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
@@ -360,6 +368,7 @@ pub struct StatusRequest {
 /// `POST /flights/{id}/status` (admin): `delayed`, `boarding`, `departed`, `arrived`, …
 pub async fn change_status(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(flight_id): Path<Uuid>,
     Json(request): Json<StatusRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
@@ -381,6 +390,7 @@ pub struct PositionRequest {
 /// `POST /flights/{id}/position` (admin): where the flight is.
 pub async fn report_position(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(flight_id): Path<Uuid>,
     Json(request): Json<PositionRequest>,
 ) -> Result<Json<FlightView>, ApiError> {
@@ -406,6 +416,7 @@ pub struct CancelRequest {
 /// `POST /flights/{id}/cancel` (admin): the airline cancels the flight.
 pub async fn cancel(
     State(state): State<AppState>,
+    _admin: Admin,
     Path(flight_id): Path<Uuid>,
     Json(request): Json<CancelRequest>,
 ) -> Result<Json<FlightView>, ApiError> {

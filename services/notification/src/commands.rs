@@ -147,8 +147,9 @@ async fn record(
 ) -> anyhow::Result<Option<Uuid>> {
     sqlx::query_scalar(
         "INSERT INTO notifications
-             (notification_id, booking_id, kind, channel, recipient, subject, body, caused_by)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+             (notification_id, booking_id, kind, channel, recipient, subject, body, caused_by,
+          customer_id)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT ON CONSTRAINT notifications_once_per_booking_kind_channel DO NOTHING
          RETURNING notification_id",
     )
@@ -160,6 +161,7 @@ async fn record(
     .bind(&rendered.subject)
     .bind(&rendered.body)
     .bind(caused_by)
+    .bind(&command.booking.customer_id)
     .fetch_optional(conn)
     .await
     .with_context(|| format!("record the {} message", channel.as_str()))

@@ -6,6 +6,7 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use service_kit::auth::Caller;
 use service_kit::{ApiError, Json, Query};
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -65,14 +66,20 @@ pub struct MessageList {
 #[tracing::instrument(skip_all, fields(booking_id = %query.booking_id), err(Debug))]
 pub async fn list(
     State(pool): State<PgPool>,
+    caller: Caller,
     Query(query): Query<ListQuery>,
 ) -> Result<Json<MessageList>, ApiError> {
+    // A customer reads only messages about its own bookings: another
+    // customer's booking reads as one without messages.
     let rows = sqlx::query_as::<_, Row>(
         "SELECT notification_id, booking_id, kind, channel, recipient, subject, body,
                 status, attempts, last_error, created_at, delivered_at
-         FROM notifications WHERE booking_id = $1 ORDER BY seq",
+         FROM notifications
+         WHERE booking_id = $1 AND ($2::text IS NULL OR customer_id = $2)
+         ORDER BY seq",
     )
     .bind(query.booking_id)
+    .bind(caller.customer_id())
     .fetch_all(&pool)
     .await?;
     let items = rows

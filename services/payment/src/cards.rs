@@ -13,6 +13,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use chrono::{Datelike, NaiveDate, Utc};
 use contracts::http::payment::{CardRequest, CardToken};
+use service_kit::auth::Caller;
 use service_kit::{ApiError, Json};
 use uuid::Uuid;
 
@@ -254,6 +255,7 @@ impl From<TokenizedCard> for CardToken {
 #[tracing::instrument(skip_all, err(Debug))]
 pub async fn tokenize(
     State(state): State<AppState>,
+    _caller: Caller,
     Json(request): Json<CardRequest>,
 ) -> Result<(StatusCode, Json<CardToken>), ApiError> {
     let card = validate(&request, Utc::now().date_naive()).inspect_err(|error| {

@@ -10,6 +10,7 @@ use contracts::payment::{PaymentEntry, PaymentMethod};
 use contracts::{Currency, Money};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
+use service_kit::auth::Caller;
 use service_kit::db::{self, LockNamespace};
 use service_kit::{ApiError, Json, PageLimit, Query};
 use sqlx::PgConnection;
@@ -296,6 +297,7 @@ pub struct Payments {
 #[tracing::instrument(skip_all, err(Debug))]
 pub async fn list(
     State(state): State<AppState>,
+    caller: Caller,
     Query(query): Query<PaymentsQuery>,
 ) -> Result<Json<Payments>, ApiError> {
     let limit = query.limit.get()?;
@@ -320,5 +322,11 @@ pub async fn list(
             )
         }
     };
+    // A customer sees only its own entries: another customer's booking
+    // reads as one without payments.
+    let items = items
+        .into_iter()
+        .filter(|entry| caller.may_act_for(&entry.customer_id))
+        .collect();
     Ok(Json(Payments { items }))
 }

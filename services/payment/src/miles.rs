@@ -3,6 +3,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
+use service_kit::auth::{Admin, Caller};
 use service_kit::db::{self, LockNamespace};
 use service_kit::{ApiError, IdempotencyKey, Json, Path};
 use sqlx::{PgConnection, PgPool};
@@ -37,9 +38,14 @@ pub struct CreditReceipt {
 #[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(Debug))]
 pub async fn balance(
     State(pool): State<PgPool>,
+    caller: Caller,
     Path(customer_id): Path<String>,
 ) -> Result<Json<Balance>, ApiError> {
     validate_customer_id(&customer_id)?;
+    if !caller.may_act_for(&customer_id) {
+        // Another customer's account: as if it did not exist.
+        return Err(ApiError::not_found("no such miles account").with_type("account-not-found"));
+    }
     let mut conn = pool.acquire().await?;
     let balance = balance_of(&mut conn, &customer_id).await?;
     Ok(Json(Balance {
@@ -52,6 +58,7 @@ pub async fn balance(
 #[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(Debug))]
 pub async fn credit(
     State(pool): State<PgPool>,
+    _admin: Admin,
     Path(customer_id): Path<String>,
     idempotency_key: Option<IdempotencyKey>,
     Json(request): Json<CreditRequest>,

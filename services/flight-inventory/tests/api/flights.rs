@@ -7,8 +7,7 @@ use crate::helpers::{schedule_body, InventoryApi, TestInventory};
 async fn a_scheduled_flight_is_created_with_its_location_and_full_availability() {
     let inventory = TestInventory::spawn().await;
     let response = inventory
-        .client
-        .post(inventory.url("/flights"))
+        .request(reqwest::Method::POST, "/flights")
         .json(&schedule_body(180, "199.00"))
         .send()
         .await

@@ -119,8 +119,7 @@ async fn invalid_card_bodies_are_refused_with_problem_details() {
 
     for (body, status, problem_type, field) in cases {
         let response = payment
-            .client
-            .post(payment.url("/cards"))
+            .request(reqwest::Method::POST, "/cards")
             .header("content-type", "application/json")
             .body(body.clone())
             .send()
@@ -133,6 +132,14 @@ async fn invalid_card_bodies_are_refused_with_problem_details() {
             "{body}"
         );
         let problem: Value = response.json().await.unwrap();
+        if problem_type == "unprocessable" {
+            // A body serde could not read is described without the values in it.
+            let detail = problem["detail"].as_str().unwrap_or_default();
+            assert!(
+                !detail.contains("4242424242424242") && !detail.contains("123"),
+                "{detail}"
+            );
+        }
         assert_eq!(
             problem["type"],
             format!("/problems/{problem_type}"),

@@ -2,6 +2,7 @@
 //! notification and booking in one process, against real Postgres and the broker.
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
 
+mod authorization;
 mod bookings;
 mod helpers;
 mod saga;
