@@ -5,6 +5,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 LOCAL="$ROOT/.local"
 RUN_DIR="$LOCAL/run"
 LOG_DIR="$LOCAL/logs"
+AUTH_DIR="$LOCAL/auth"
 BROKER_DIR="$LOCAL/kafka/data"
 mkdir -p "$RUN_DIR" "$LOG_DIR"
 

@@ -10,6 +10,15 @@ INVENTORY=http://127.0.0.1:8081
 PAYMENT=http://127.0.0.1:8082
 NOTIFICATION=http://127.0.0.1:8083
 
+# Development tokens from the issuer `make up` created (.local/auth): an
+# operator, the demo customer, and another customer.
+token() { "$BIN_DIR/contrail-admin" token --dir "$AUTH_DIR" "$@"; }
+ADMIN_TOKEN=$(token --admin)
+CUSTOMER_TOKEN=$(token --customer demo-customer)
+OTHER_TOKEN=$(token --customer someone-else)
+as_admin=(-H "Authorization: Bearer $ADMIN_TOKEN")
+as_customer=(-H "Authorization: Bearer $CUSTOMER_TOKEN")
+
 step() { printf '\n\033[1;36m### %s\033[0m\n' "$*"; }
 show() {
   printf '\033[2m$ curl %s\033[0m\n' "$*"
@@ -27,39 +36,39 @@ done
 
 step "flight-inventory, the delegate service: search the read model"
 tomorrow=$(date -u -d tomorrow +%F)
-show "$INVENTORY/flights?origin=ICN&date=$tomorrow&limit=3"
+show "${as_customer[@]}" "$INVENTORY/flights?origin=ICN&date=$tomorrow&limit=3"
 
 step "Schedule a flight (admin), then look at it through its events"
-scheduled=$(curl -sS -X POST "$INVENTORY/flights" -H 'Content-Type: application/json' -d "{
+scheduled=$(curl -sS -X POST "$INVENTORY/flights" "${as_admin[@]}" -H 'Content-Type: application/json' -d "{
   \"flight_number\": \"CT901\", \"origin\": \"ICN\", \"destination\": \"SFO\",
   \"departure\": \"$(date -u -d '+2 days' +%FT%H:00:00Z)\", \"arrival\": \"$(date -u -d '+2 days 11 hours' +%FT%H:00:00Z)\",
   \"capacity\": 180, \"fare\": {\"amount\": \"899.00\", \"currency\": \"USD\"}}")
 python3 -m json.tool <<<"$scheduled"
 flight_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["flight_id"])' <<<"$scheduled")
 before_fare_change=$(date -u +%FT%T.%NZ)
-show -X POST "$INVENTORY/flights/$flight_id/fare" -H 'Content-Type: application/json' \
+show -X POST "$INVENTORY/flights/$flight_id/fare" "${as_admin[@]}" -H 'Content-Type: application/json' \
   -d '{"fare": {"amount": "949.00", "currency": "USD"}}'
-show "$INVENTORY/flights/$flight_id/quote?seats=2"
-show "$INVENTORY/flights/$flight_id/availability"
+show "${as_customer[@]}" "$INVENTORY/flights/$flight_id/quote?seats=2"
+show "${as_customer[@]}" "$INVENTORY/flights/$flight_id/availability"
 echo "Time travel: the flight as it was before the fare changed"
-show "$INVENTORY/flights/$flight_id?as_of=$before_fare_change"
-show "$INVENTORY/flights/$flight_id/history"
+show "${as_customer[@]}" "$INVENTORY/flights/$flight_id?as_of=$before_fare_change"
+show "${as_customer[@]}" "$INVENTORY/flights/$flight_id/history"
 
 step "Credit a customer's miles (append-only ledger; the Idempotency-Key makes a retry harmless)"
 key="demo-credit-$(date +%s)"
 for attempt in first retry; do
   echo "($attempt)"
-  show -X POST "$PAYMENT/accounts/demo-customer/miles/credits" \
+  show -X POST "$PAYMENT/accounts/demo-customer/miles/credits" "${as_admin[@]}" \
     -H 'Content-Type: application/json' -H "Idempotency-Key: $key" \
     -d '{"miles": 25000, "reason": "demo welcome bonus"}'
 done
-show "$PAYMENT/accounts/demo-customer/miles"
+show "${as_customer[@]}" "$PAYMENT/accounts/demo-customer/miles"
 
 # Prints a booking's routing slip as a short story.
 slip() { python3 "$ROOT/scripts/show-booking.py"; }
 
 book() { # book KEY BODY: POST /bookings, waiting up to 20 s for the saga to settle
-  curl -sS -X POST "$BOOKING/bookings" -H 'Content-Type: application/json' \
+  curl -sS -X POST "$BOOKING/bookings" "${as_customer[@]}" -H 'Content-Type: application/json' \
     -H "Idempotency-Key: $1" -H 'Prefer: wait=20' -d "$2"
 }
 
@@ -78,8 +87,8 @@ echo "booking asks flight-inventory for a quote and payment for a card token ove
 confirmed=$(book "demo-confirmed-$run_id" "$(booking_body 4242424242424242 0)")
 slip <<<"$confirmed"
 confirmed_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["booking_id"])' <<<"$confirmed")
-show "$PAYMENT/payments?booking_id=$confirmed_id"
-show "$NOTIFICATION/notifications?booking_id=$confirmed_id"
+show "${as_customer[@]}" "$PAYMENT/payments?booking_id=$confirmed_id"
+show "${as_customer[@]}" "$NOTIFICATION/notifications?booking_id=$confirmed_id"
 
 step "A declined card: the saga compensates in reverse (the seats are released; nothing was charged)"
 failed=$(book "demo-declined-$run_id" "$(booking_body 4000000000000002 0)")
@@ -93,32 +102,37 @@ step "Card + miles, then the customer cancels: refunds per method, seats release
 mixed=$(book "demo-mixed-$run_id" "$(booking_body 4242424242424242 20000)")
 slip <<<"$mixed"
 mixed_id=$(python3 -c 'import json,sys; print(json.load(sys.stdin)["booking_id"])' <<<"$mixed")
-show "$PAYMENT/accounts/demo-customer/miles"
-curl -sS -o /dev/null -X POST "$BOOKING/bookings/$mixed_id/cancel" -H 'Content-Type: application/json' -d '{"reason": "plans changed"}'
+show "${as_customer[@]}" "$PAYMENT/accounts/demo-customer/miles"
+curl -sS -o /dev/null -X POST "$BOOKING/bookings/$mixed_id/cancel" "${as_customer[@]}" -H 'Content-Type: application/json' -d '{"reason": "plans changed"}'
 for _ in $(seq 1 100); do
-  cancelled=$(curl -sS "$BOOKING/bookings/$mixed_id")
+  cancelled=$(curl -sS "${as_customer[@]}" "$BOOKING/bookings/$mixed_id")
   [[ $(python3 -c 'import json,sys; print(json.load(sys.stdin)["routing_slip"]["status"])' <<<"$cancelled") == compensated ]] && break
   sleep 0.2
 done
 slip <<<"$cancelled"
-show "$PAYMENT/payments?booking_id=$mixed_id"
-show "$PAYMENT/accounts/demo-customer/miles"
+show "${as_customer[@]}" "$PAYMENT/payments?booking_id=$mixed_id"
+show "${as_customer[@]}" "$PAYMENT/accounts/demo-customer/miles"
 
 step "The same request again with the same Idempotency-Key: the same booking, not a second one"
 again=$(book "demo-confirmed-$run_id" "$(booking_body 4242424242424242 0)")
 python3 -c 'import json,sys; b=json.load(sys.stdin); print(b["booking_id"], b["status"])' <<<"$again"
-show "$INVENTORY/flights/$flight_id/availability"
+show "${as_customer[@]}" "$INVENTORY/flights/$flight_id/availability"
 
 step "The operator's view: sagas by status"
-show "$BOOKING/sagas?status=compensated&limit=3"
+show "${as_admin[@]}" "$BOOKING/sagas?status=compensated&limit=3"
+
+step "Who may do what: no token is 401; another customer's booking does not exist for them (404, not 403)"
+show -i "$BOOKING/bookings/$confirmed_id"
+show -i -H "Authorization: Bearer $OTHER_TOKEN" "$BOOKING/bookings/$confirmed_id"
+show -i "${as_customer[@]}" "$BOOKING/sagas"
 
 step "Bad input gets a problem+json answer, never a 500"
-show -i -X POST "$BOOKING/bookings" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-bad' \
+show -i -X POST "$BOOKING/bookings" "${as_customer[@]}" -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-bad' \
   -d '{"customer_id": "demo-customer", "flight_id": "not-a-flight"}'
 
-show -i -X POST "$PAYMENT/accounts/demo-customer/miles/credits" \
+show -i -X POST "$PAYMENT/accounts/demo-customer/miles/credits" "${as_admin[@]}" \
   -H 'Content-Type: application/json' -d '{"miles": "lots"'
-show -i "$NOTIFICATION/notifications?booking_id=not-a-uuid"
+show -i "${as_customer[@]}" "$NOTIFICATION/notifications?booking_id=not-a-uuid"
 
 step "Prometheus metrics (excerpt)"
 curl -sS "$PAYMENT/metrics" | grep -E '^http_requests_total' | head -n 5

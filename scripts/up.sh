@@ -15,6 +15,16 @@ cargo build --locked "${profile_flag[@]}" --bins -p flight-inventory -p booking 
 log "provisioning the database, roles and schemas"
 CONTRAIL_ADMIN_URL="$PG_URL" "$BIN_DIR/contrail-admin" provision --database contrail
 
+log "preparing the development token issuer and secrets (.local/auth, never committed)"
+"$BIN_DIR/contrail-admin" dev-auth --dir "$AUTH_DIR"
+# Every service trusts the issuer's public key; booking calls the others
+# with a service token and keys its request fingerprints with a secret.
+for prefix in FLIGHT_INVENTORY PAYMENT NOTIFICATION BOOKING; do
+  export "${prefix}__AUTH__PUBLIC_KEY_FILE=$AUTH_DIR/issuer.pub.pem"
+done
+export BOOKING__DELEGATES__SERVICE_TOKEN_FILE="$AUTH_DIR/booking.token"
+export BOOKING__IDEMPOTENCY__FINGERPRINT_KEY_FILE="$AUTH_DIR/fingerprint.key"
+
 ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health/ready" 2>/dev/null; }
 
 for entry in "${SERVICES[@]}"; do

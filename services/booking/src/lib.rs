@@ -21,6 +21,7 @@ pub mod watch;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
 use secrecy::SecretString;
@@ -59,8 +60,30 @@ pub struct Settings {
 pub struct IdempotencySettings {
     /// The secret the request fingerprint is keyed with (HMAC-SHA256), so a
     /// stored fingerprint cannot be tested against guesses of the card
-    /// number in the request. Required; `make up` generates one.
-    pub fingerprint_key: SecretString,
+    /// number in the request. Required (or `fingerprint_key_file`, a
+    /// mounted secret); `make up` generates one.
+    #[serde(default)]
+    pub fingerprint_key: Option<SecretString>,
+    #[serde(default)]
+    pub fingerprint_key_file: Option<std::path::PathBuf>,
+}
+
+impl IdempotencySettings {
+    fn fingerprint_key(&self) -> anyhow::Result<request::FingerprintKey> {
+        let secret = match (&self.fingerprint_key, &self.fingerprint_key_file) {
+            (Some(key), _) => key.clone(),
+            (None, Some(path)) => SecretString::from(
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("read the fingerprint key {}", path.display()))?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => {
+                anyhow::bail!("idempotency.fingerprint_key (or fingerprint_key_file) is required")
+            }
+        };
+        request::FingerprintKey::new(&secret)
+    }
 }
 
 /// What the HTTP handlers share.
@@ -103,9 +126,7 @@ impl Service for Booking {
             pool: pool.clone(),
             orchestrator: orchestrator.clone(),
             delegates: Delegates::new(&settings.domain.delegates)?,
-            fingerprint_key: request::FingerprintKey::new(
-                &settings.domain.idempotency.fingerprint_key,
-            )?,
+            fingerprint_key: settings.domain.idempotency.fingerprint_key()?,
             watch: watch.clone(),
             saga: saga_settings.clone(),
             max_wait: settings

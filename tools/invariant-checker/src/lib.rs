@@ -97,8 +97,14 @@ impl Checker {
             .connect_with(options)
             .await
             .context("connect to the contrail database as the auditor")?;
+        // flight-inventory's API wants a bearer token like any caller's.
+        let token = service_kit::auth::development::admin_token(
+            std::path::Path::new(service_kit::auth::development::DIR),
+            1,
+        )?;
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
+            .default_headers(bearer(&token)?)
             .build()
             .context("build the HTTP client")?;
         Ok(Self {
@@ -158,4 +164,14 @@ impl Checker {
         let checks = checks::check_all(&snapshot, self.settings.deadline_grace);
         Ok(Report::new(settle, checks))
     }
+}
+
+/// `Authorization: Bearer token`, marked sensitive so it is never printed.
+pub fn bearer(token: &str) -> anyhow::Result<reqwest::header::HeaderMap> {
+    let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+        .context("a bearer token is header text")?;
+    value.set_sensitive(true);
+    let mut headers = reqwest::header::HeaderMap::new();
+    headers.insert(reqwest::header::AUTHORIZATION, value);
+    Ok(headers)
 }

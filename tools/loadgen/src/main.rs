@@ -121,7 +121,13 @@ async fn main() -> anyhow::Result<ExitCode> {
     let steps = bounded_rates(&args.steps);
     let step_seconds = args.step_seconds.clamp(2, 120);
 
+    // An admin token: the generator books for many customers and schedules flights.
+    let token = service_kit::auth::development::admin_token(
+        std::path::Path::new(service_kit::auth::development::DIR),
+        24,
+    )?;
     let http = reqwest::Client::builder()
+        .default_headers(invariant_checker::bearer(&token)?)
         .timeout(Duration::from_secs(
             args.wait_secs.min(traffic::MAX_WAIT_SECS) + 10,
         ))
