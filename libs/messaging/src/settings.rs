@@ -12,6 +12,7 @@ use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde::Deserialize;
+use secrecy::{ExposeSecret, SecretString};
 use service_kit::ReadinessCheck;
 
 /// How a service reaches the broker.
@@ -33,6 +34,12 @@ pub struct KafkaSettings {
     pub relay: RelaySettings,
     #[serde(default)]
     pub consumer: ConsumerSettings,
+    /// Further client properties for every producer, consumer and admin
+    /// client, as librdkafka names them: in production the broker's TLS and
+    /// SASL (`security.protocol = "SASL_SSL"`, `sasl.mechanism`,
+    /// `sasl.username`, `sasl.password`). Values are secrets: never printed.
+    #[serde(default)]
+    pub client: std::collections::BTreeMap<String, SecretString>,
 }
 
 fn default_partitions() -> i32 {
@@ -201,6 +208,9 @@ pub(crate) fn client_config(settings: &KafkaSettings, client_id: &str) -> Client
     config
         .set("bootstrap.servers", &settings.brokers)
         .set("client.id", client_id);
+    for (property, value) in &settings.client {
+        config.set(property, value.expose_secret());
+    }
     config
 }
 
