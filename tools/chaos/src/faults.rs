@@ -187,9 +187,10 @@ pub struct FaultRecord {
     pub started_at: Duration,
     /// The pid that was killed, for kills of a service.
     pub killed_pid: Option<u32>,
-    /// From the restart (or the second member's exit, or the re-publish) to
-    /// the restarted thing answering: `/health/ready`, the broker's
-    /// metadata, `pg_ctl -w`.
+    /// From the restart to the restarted thing answering: `/health/ready`,
+    /// the broker's metadata, `pg_ctl -w`; for a rebalance, from starting
+    /// the second member to its `/health/ready`; for duplicates, the time
+    /// the re-publish took.
     pub ready_after: Option<Duration>,
     /// From the restart to each watched process's consumers applying a
     /// message again; `None`: not within the recovery window.
@@ -227,7 +228,10 @@ pub async fn inject_all(
     for (index, fault) in faults.iter().enumerate() {
         tokio::time::sleep_until((traffic_started + fault.at).into()).await;
         let started_at = traffic_started.elapsed();
-        log(&format!("  injecting {fault}"));
+        log(&format!(
+            "  t+{:>5.1}s injecting {fault}",
+            started_at.as_secs_f64()
+        ));
         let record = inject(context, fault, index, started_at)
             .await
             .with_context(|| format!("inject {fault}"))?;
@@ -291,6 +295,7 @@ async fn inject(
             let joined = Instant::now();
             let http = context.http;
             let second = context.stack.start_second_member(service, http).await?;
+            record.ready_after = Some(joined.elapsed());
             // Did the newcomer get partitions and apply anything while it stayed?
             let deadline = joined + fault.hold.max(Duration::from_secs(1));
             let mut second_applied = None;

@@ -266,12 +266,18 @@ async fn one_run(
         stack.addresses.url(Service::Notification)
     );
     let world = Arc::new(
-        loadgen::setup::prepare(http, &targets, args.bookings + 50, CUSTOMERS)
-            .await
-            .context("schedule the run's flights and credit its customers")?,
+        loadgen::setup::prepare(
+            http,
+            &targets,
+            args.bookings * traffic::MAX_EXTRA_FACTOR,
+            CUSTOMERS,
+        )
+        .await
+        .context("schedule the run's flights and credit its customers")?,
     );
 
     let traffic_started = Instant::now();
+    let (faults_done_tx, faults_done_rx) = tokio::sync::watch::channel(false);
     let traffic = tokio::spawn(traffic::drive(
         http.clone(),
         targets.clone(),
@@ -279,6 +285,7 @@ async fn one_run(
         args.bookings,
         args.rate,
         format!("chaos-{run_seed}"),
+        faults_done_rx,
     ));
     let mut context = FaultContext {
         infrastructure: &mut *infrastructure,
@@ -292,6 +299,8 @@ async fn one_run(
         println!("{line}")
     })
     .await;
+    // The driver only reads this; it has not gone away before being joined.
+    let _ = faults_done_tx.send(true);
     let traffic = traffic.await.context("join the traffic task")?;
     let records = match injected {
         Ok(records) => records,
@@ -301,9 +310,10 @@ async fn one_run(
         }
     };
     println!(
-        "  traffic done after {:.1}s: {} sent, {} accepted, {} refused (sold out), {} given up, {} requests retried",
+        "  traffic done after {:.1}s: {} sent ({} asked for, the rest while faults were still being injected), {} accepted, {} refused (sold out), {} given up, {} requests retried",
         traffic_started.elapsed().as_secs_f64(),
         traffic.sent,
+        args.bookings,
         traffic.accepted,
         traffic.refused,
         traffic.gave_up,

@@ -17,7 +17,7 @@ use loadgen::Targets;
 use reqwest::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
+use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use uuid::Uuid;
 
@@ -28,6 +28,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(2);
 /// `Prefer: wait` for a booking that is cancelled once confirmed.
 const WAIT_SECS: u64 = 20;
 const MAX_IN_FLIGHT: usize = 400;
+/// Traffic goes on while faults are still being injected, up to this many
+/// times the bookings asked for.
+pub const MAX_EXTRA_FACTOR: u64 = 5;
 
 #[derive(Debug, Default, Clone, serde::Serialize)]
 pub struct TrafficFigures {
@@ -62,8 +65,10 @@ struct BookingAnswer {
     status: String,
 }
 
-/// Sends `bookings` bookings at `rate` a second and waits for each to be
-/// accepted (or given up); returns once all are.
+/// Sends bookings at `rate` a second until at least `bookings` are sent
+/// and `faults_done` says every fault of the run has been injected and
+/// measured (so no fault hits an idle stack), at most `MAX_EXTRA_FACTOR`
+/// times `bookings`; then waits for each to be accepted (or given up).
 pub async fn drive(
     http: reqwest::Client,
     targets: Targets,
@@ -71,12 +76,17 @@ pub async fn drive(
     bookings: u64,
     rate: u64,
     key_prefix: String,
+    faults_done: watch::Receiver<bool>,
 ) -> TrafficFigures {
     let interval = Duration::from_secs_f64(1.0 / rate.max(1) as f64);
     let cap = Arc::new(Semaphore::new(MAX_IN_FLIGHT));
     let started = Instant::now();
     let mut tasks = JoinSet::new();
-    for sequence in 0..bookings {
+    let mut sent = 0;
+    for sequence in 0..bookings.saturating_mul(MAX_EXTRA_FACTOR) {
+        if sequence >= bookings && *faults_done.borrow() {
+            break;
+        }
         tokio::time::sleep_until((started + interval.mul_f64(sequence as f64)).into()).await;
         let Ok(permit) = Arc::clone(&cap).acquire_owned().await else {
             break;
@@ -90,9 +100,10 @@ pub async fn drive(
             drop(permit);
             attempt
         });
+        sent += 1;
     }
     let mut figures = TrafficFigures {
-        sent: bookings,
+        sent,
         ..TrafficFigures::default()
     };
     while let Some(joined) = tasks.join_next().await {
