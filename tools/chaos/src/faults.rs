@@ -229,14 +229,19 @@ pub async fn inject_all(
         tokio::time::sleep_until((traffic_started + fault.at).into()).await;
         let started_at = traffic_started.elapsed();
         log(&format!(
-            "  t+{:>5.1}s injecting {fault}",
-            started_at.as_secs_f64()
+            "  t+{:>5.1}s injecting {fault} (planned for t+{:.1}s)",
+            started_at.as_secs_f64(),
+            fault.at.as_secs_f64()
         ));
         let record = inject(context, fault, index, started_at)
             .await
             .with_context(|| format!("inject {fault}"))?;
         log(&format!("    {}", describe(&record)));
         records.push(record);
+        context
+            .stack
+            .ensure_alive()
+            .with_context(|| format!("after {fault}"))?;
     }
     Ok(records)
 }

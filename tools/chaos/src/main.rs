@@ -167,7 +167,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             args.runs
         );
         for fault in &schedule {
-            println!("  planned {fault}");
+            println!("  planned t+{:>5.1}s {fault}", fault.at.as_secs_f64());
         }
         let log_dir = out_dir.join(format!("run-{}", run_index + 1));
         std::fs::create_dir_all(&log_dir)
@@ -186,12 +186,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             Ok(run) => run,
             Err(error) => {
                 println!(
-                    "\nchaos: run {} (seed {run_seed}) could not be completed: {error:#}",
+                    "\nchaos: run {} (seed {run_seed}) stopped: {error:#}",
                     run_index + 1
                 );
                 println!("fault schedule:");
                 for fault in &schedule {
-                    println!("  {fault}");
+                    println!("  t+{:>5.1}s {fault}", fault.at.as_secs_f64());
                 }
                 println!(
                     "replay: chaos --seed {run_seed} --runs 1 --bookings {} --rate {} --faults {}",
@@ -320,6 +320,7 @@ async fn one_run(
         traffic.retried_requests
     );
 
+    stack.ensure_alive()?;
     let checker = Checker::connect(CheckerSettings {
         database_url: infrastructure.postgres.admin_url(&database),
         inventory_url: targets.inventory_url.clone(),

@@ -108,9 +108,10 @@ impl RunSummary {
         println!("fault schedule, as injected:");
         for record in &self.faults {
             println!(
-                "  {} (injected at t+{:.1}s)\n    {}",
-                record.planned,
+                "  t+{:>5.1}s {} (planned for t+{:.1}s)\n    {}",
                 record.started_at.as_secs_f64(),
+                record.planned,
+                record.planned.at.as_secs_f64(),
                 describe(record)
             );
         }

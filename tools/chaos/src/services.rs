@@ -206,6 +206,23 @@ impl ServiceProcess {
         }
     }
 
+    /// The exit status if the process has ended on its own (it is then
+    /// reaped and counts as not running).
+    pub fn exited(&mut self) -> anyhow::Result<Option<std::process::ExitStatus>> {
+        let Some(child) = self.child.as_mut() else {
+            return Ok(None);
+        };
+        let status = child.try_wait().context("poll the service process")?;
+        if status.is_some() {
+            self.child = None;
+        }
+        Ok(status)
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log_path
+    }
+
     /// `kill -9`: SIGKILL, then reap it.
     pub fn kill9(&mut self) -> anyhow::Result<()> {
         let Some(mut child) = self.child.take() else {

@@ -137,6 +137,26 @@ impl RunStack {
         Ok(self.second_member.insert(process))
     }
 
+    /// Fails if a service process has exited on its own: a fault must never
+    /// take a service down for good (nothing here restarts it the way a
+    /// supervisor would, so the harness stops and says so).
+    pub fn ensure_alive(&mut self) -> anyhow::Result<()> {
+        let processes = self
+            .services
+            .values_mut()
+            .chain(self.second_member.as_mut());
+        for process in processes {
+            if let Some(status) = process.exited()? {
+                bail!(
+                    "{} exited on its own ({status}); see {}",
+                    process.label(),
+                    process.log_path().display()
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// SIGTERM to every process, booking (the saga's driver) first.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
         if let Some(mut second) = self.second_member.take() {
