@@ -109,12 +109,7 @@ pub struct PlannedFault {
 
 impl std::fmt::Display for PlannedFault {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "t+{:>5.1}s  {:<16}",
-            self.at.as_secs_f64(),
-            self.kind.name()
-        )?;
+        write!(f, "{:<16}", self.kind.name())?;
         if let Some(service) = self.service {
             write!(f, " {service:<16}")?;
         } else {
@@ -389,7 +384,25 @@ async fn measure(
         }
         seen
     };
-    let ((settled_after, outcome), seen) = tokio::join!(probe, watch);
+    // A service that exits on its own ends the measurement at once; the
+    // caller's liveness check then stops the run and says which.
+    let exited = async {
+        while !context
+            .stack
+            .services
+            .values()
+            .any(|process| process.has_exited())
+        {
+            tokio::time::sleep(RECOVERY_POLL).await;
+        }
+    };
+    let ((settled_after, outcome), seen) = tokio::select! {
+        measured = async { tokio::join!(probe, watch) } => measured,
+        () = exited => {
+            record.probe_outcome = "not settled: a service exited".to_owned();
+            return;
+        }
+    };
     for (service, first) in seen {
         record
             .consuming_after

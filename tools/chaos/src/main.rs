@@ -84,12 +84,36 @@ const CUSTOMERS: usize = 20;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
-    match run(args).await {
-        Ok(code) => code,
-        Err(error) => {
-            println!("chaos: error: {error:#}");
+    // Interrupted, the run is dropped where it stands: dropping it kills the
+    // services and the broker and stops the private cluster.
+    tokio::select! {
+        outcome = run(args) => match outcome {
+            Ok(code) => code,
+            Err(error) => {
+                println!("chaos: error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        signal = interrupted() => {
+            println!("chaos: {signal}; stopping everything the harness started");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// SIGINT or SIGTERM, by name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) remains; wait forever.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "interrupted (SIGINT)",
+        _ = terminate.recv() => "terminated (SIGTERM)",
     }
 }
 

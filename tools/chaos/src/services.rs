@@ -219,6 +219,21 @@ impl ServiceProcess {
         Ok(status)
     }
 
+    /// Whether the process has ended (a zombie not reaped yet), without
+    /// reaping it: readable through a shared reference, from `/proc`.
+    pub fn has_exited(&self) -> bool {
+        let Some(pid) = self.pid() else {
+            return true;
+        };
+        match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+            // "pid (comm) state …"; comm may hold spaces, the state follows its ')'.
+            Ok(stat) => stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with(['Z', 'X'])),
+            Err(_) => true,
+        }
+    }
+
     pub fn log_path(&self) -> &Path {
         &self.log_path
     }
