@@ -323,16 +323,18 @@ async fn one_run(
         println!("{line}")
     })
     .await;
-    // The driver only reads this; it has not gone away before being joined.
-    let _ = faults_done_tx.send(true);
-    let traffic = traffic.await.context("join the traffic task")?;
     let records = match injected {
         Ok(records) => records,
         Err(error) => {
+            // The run is over: its bookings need not be waited for.
+            traffic.abort();
             stack.stop().await.ok();
             return Err(error);
         }
     };
+    // The driver only reads this; it has not gone away before being joined.
+    let _ = faults_done_tx.send(true);
+    let traffic = traffic.await.context("join the traffic task")?;
     println!(
         "  traffic done after {:.1}s: {} sent ({} asked for, the rest while faults were still being injected), {} accepted, {} refused (sold out), {} given up, {} requests retried",
         traffic_started.elapsed().as_secs_f64(),
