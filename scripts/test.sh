@@ -28,6 +28,9 @@ else
   cargo test --locked --workspace --no-fail-fast
 fi
 
+log "chaos, CI-sized: a real kill -9 of a service and of the broker mid-traffic, then the invariants"
+"$ROOT/scripts/chaos.sh" --ci
+
 if [[ -x "$ROOT/scripts/validate-deploy.sh" ]]; then
   log "validating the deployment files"
   "$ROOT/scripts/validate-deploy.sh"

@@ -7,8 +7,6 @@
 //! 127.0.0.1, and bounds every loop in count and time.
 #![allow(clippy::print_stdout)]
 
-mod mix;
-mod setup;
 mod traffic;
 
 use std::process::ExitCode;
@@ -20,6 +18,7 @@ use bench_support::{Baseline, CpuShares, ScratchDatabase};
 use chrono::TimeDelta;
 use clap::Parser;
 use invariant_checker::{Checker, CheckerSettings};
+use loadgen::{mix, setup, Targets};
 use sqlx::postgres::PgConnectOptions;
 
 use crate::traffic::{StepFigures, StepPlan};
@@ -82,14 +81,6 @@ struct Args {
     skip_check: bool,
     #[arg(long, default_value_t = 180)]
     settle_timeout_secs: u64,
-}
-
-/// Where the services listen; checked to be this machine.
-#[derive(Debug, Clone)]
-pub struct Targets {
-    pub booking_url: String,
-    pub inventory_url: String,
-    pub payment_url: String,
 }
 
 /// Hard bounds whatever the arguments say.

@@ -1,0 +1,376 @@
+//! `chaos`: the real services as separate processes on a private Kafka
+//! broker and a private Postgres cluster, bookings flowing through the public
+//! API, faults injected at moments drawn from a printed seed, and the
+//! cross-service invariants checked after every run. A violation stops the
+//! harness with the seed, the fault schedule and the checker's report.
+//!
+//! Everything it starts listens on 127.0.0.1 and is stopped when it ends;
+//! runs, bookings, rate and total time are bounded whatever the arguments say.
+#![allow(clippy::print_stdout)]
+
+mod faults;
+mod ports;
+mod postgres;
+mod report;
+mod rng;
+mod services;
+mod stack;
+mod traffic;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use chrono::TimeDelta;
+use clap::Parser;
+use invariant_checker::{Checker, CheckerSettings};
+use loadgen::Targets;
+
+use crate::faults::{FaultContext, FaultKind};
+use crate::report::{RunSummary, Summary};
+use crate::rng::SeededRng;
+use crate::services::Service;
+use crate::stack::{Infrastructure, RunStack};
+
+#[derive(Debug, Parser)]
+#[command(about)]
+struct Args {
+    /// The seed every run's schedule is drawn from (run N uses seed + N);
+    /// printed, so a failing invocation can be replayed. Default: the clock.
+    #[arg(long)]
+    seed: Option<u64>,
+    #[arg(long, default_value_t = 5)]
+    runs: u64,
+    /// Bookings per run.
+    #[arg(long, default_value_t = 200)]
+    bookings: u64,
+    /// Bookings sent per second.
+    #[arg(long, default_value_t = 5)]
+    rate: u64,
+    /// The fault kinds to draw from.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "kill-service,kill-broker,restart-postgres,rebalance,duplicates"
+    )]
+    faults: Vec<FaultKind>,
+    /// Faults per run; by default one of each enabled kind.
+    #[arg(long)]
+    faults_per_run: Option<usize>,
+    /// Stop starting runs after this long.
+    #[arg(long, default_value_t = 60)]
+    max_minutes: u64,
+    /// The longest the checker waits for open sagas before checking.
+    #[arg(long, default_value_t = 180)]
+    settle_timeout_secs: u64,
+    /// Where the service binaries are; default: next to this one.
+    #[arg(long)]
+    bin_dir: Option<PathBuf>,
+    /// Logs and reports go to <out-dir>/<seed>/.
+    #[arg(long, default_value = ".local/chaos")]
+    out_dir: PathBuf,
+}
+
+const MAX_RUNS: u64 = 1_000;
+const MAX_BOOKINGS: u64 = 10_000;
+const MAX_RATE: u64 = 200;
+const MAX_FAULTS_PER_RUN: usize = 20;
+const MAX_MINUTES: u64 = 24 * 60;
+/// Customers the traffic is spread over, each credited with miles.
+const CUSTOMERS: usize = 20;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    // Interrupted, the run is dropped where it stands: dropping it kills the
+    // services and the broker and stops the private cluster.
+    tokio::select! {
+        outcome = run(args) => match outcome {
+            Ok(code) => code,
+            Err(error) => {
+                println!("chaos: error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        signal = interrupted() => {
+            println!("chaos: {signal}; stopping everything the harness started");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// SIGINT or SIGTERM, by name.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (Ok(mut interrupt), Ok(mut terminate)) = (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) else {
+        // Without handlers the default action (exit) remains; wait forever.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = interrupt.recv() => "interrupted (SIGINT)",
+        _ = terminate.recv() => "terminated (SIGTERM)",
+    }
+}
+
+async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    if args.runs == 0 || args.runs > MAX_RUNS {
+        bail!("--runs must be 1..={MAX_RUNS}");
+    }
+    if args.bookings == 0 || args.bookings > MAX_BOOKINGS {
+        bail!("--bookings must be 1..={MAX_BOOKINGS}");
+    }
+    if args.rate == 0 || args.rate > MAX_RATE {
+        bail!("--rate must be 1..={MAX_RATE}");
+    }
+    let faults_per_run = args.faults_per_run.unwrap_or(args.faults.len());
+    if faults_per_run > MAX_FAULTS_PER_RUN {
+        bail!("--faults-per-run must be at most {MAX_FAULTS_PER_RUN}");
+    }
+    let max_time = Duration::from_secs(60 * args.max_minutes.clamp(1, MAX_MINUTES));
+    let seed = match args.seed {
+        Some(seed) => seed,
+        None => {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .context("read the clock")?
+                .as_micros() as u64
+                % 1_000_000_000
+        }
+    };
+    let bin_dir = stack::locate_binaries(args.bin_dir.clone())?;
+    let out_dir =
+        std::path::absolute(args.out_dir.join(seed.to_string())).context("resolve --out-dir")?;
+    std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
+    let send_window = Duration::from_secs_f64(args.bookings as f64 / args.rate as f64);
+    println!(
+        "chaos: seed {seed} (replay: --seed {seed}); {} runs x {} bookings at {}/s, {faults_per_run} faults per run from {}; logs in {}",
+        args.runs,
+        args.bookings,
+        args.rate,
+        args.faults
+            .iter()
+            .map(|kind| kind.name())
+            .collect::<Vec<_>>()
+            .join(","),
+        out_dir.display()
+    );
+
+    let started = Instant::now();
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(45))
+        .build()
+        .context("build the HTTP client")?;
+    let mut infrastructure = Infrastructure::start(&out_dir).await?;
+    println!(
+        "chaos: private Postgres on 127.0.0.1:{}, private broker on {} (ready after {:.1}s)",
+        infrastructure.postgres.port(),
+        infrastructure.broker.address(),
+        started.elapsed().as_secs_f64()
+    );
+
+    let mut summary = Summary::new(seed, &args.faults, args.bookings, args.rate);
+    for run_index in 0..args.runs {
+        if started.elapsed() > max_time {
+            println!(
+                "chaos: stopping after {run_index} runs: the {} minute bound is reached",
+                args.max_minutes
+            );
+            break;
+        }
+        let run_seed = seed.wrapping_add(run_index);
+        let mut rng = SeededRng::new(run_seed);
+        let schedule = faults::plan(&mut rng, &args.faults, faults_per_run, send_window);
+        println!(
+            "\nrun {} of {} (seed {run_seed}; alone: --seed {run_seed} --runs 1):",
+            run_index + 1,
+            args.runs
+        );
+        for fault in &schedule {
+            println!("  planned t+{:>5.1}s {fault}", fault.at.as_secs_f64());
+        }
+        let log_dir = out_dir.join(format!("run-{}", run_index + 1));
+        std::fs::create_dir_all(&log_dir)
+            .with_context(|| format!("create {}", log_dir.display()))?;
+        let outcome = one_run(
+            &mut infrastructure,
+            &args,
+            run_seed,
+            &schedule,
+            &log_dir,
+            &bin_dir,
+            &http,
+        )
+        .await;
+        let run = match outcome {
+            Ok(run) => run,
+            Err(error) => {
+                println!(
+                    "\nchaos: run {} (seed {run_seed}) stopped: {error:#}",
+                    run_index + 1
+                );
+                println!("fault schedule:");
+                for fault in &schedule {
+                    println!("  t+{:>5.1}s {fault}", fault.at.as_secs_f64());
+                }
+                println!(
+                    "replay: chaos --seed {run_seed} --runs 1 --bookings {} --rate {} --faults {}",
+                    args.bookings,
+                    args.rate,
+                    faults_arg(&args.faults)
+                );
+                summary.print();
+                summary.write(&out_dir)?;
+                return Ok(ExitCode::FAILURE);
+            }
+        };
+        let failed = !run.passed();
+        summary.add(run);
+        if failed {
+            if let Some(run) = summary.runs.last() {
+                run.print_failure(&args.bookings, args.rate, &faults_arg(&args.faults));
+            }
+            summary.print();
+            summary.write(&out_dir)?;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    summary.elapsed = started.elapsed();
+    summary.print();
+    summary.write(&out_dir)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn faults_arg(kinds: &[FaultKind]) -> String {
+    kinds
+        .iter()
+        .map(|kind| kind.name())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// One run: a fresh database and services, setup, traffic with the faults
+/// injected meanwhile, then settle and check.
+async fn one_run(
+    infrastructure: &mut Infrastructure,
+    args: &Args,
+    run_seed: u64,
+    schedule: &[faults::PlannedFault],
+    log_dir: &std::path::Path,
+    bin_dir: &std::path::Path,
+    http: &reqwest::Client,
+) -> anyhow::Result<RunSummary> {
+    let run_started = Instant::now();
+    let database = format!("chaos_{run_seed}");
+    let topic_prefix = format!("chaos{run_seed}.");
+    let mut stack = RunStack::start(
+        infrastructure,
+        &database,
+        &topic_prefix,
+        bin_dir,
+        log_dir,
+        http,
+    )
+    .await?;
+    let targets = Targets {
+        booking_url: stack.addresses.url(Service::Booking),
+        inventory_url: stack.addresses.url(Service::FlightInventory),
+        payment_url: stack.addresses.url(Service::Payment),
+    };
+    println!(
+        "  stack ready after {:.1}s: booking {}, flight-inventory {}, payment {}, notification {}",
+        run_started.elapsed().as_secs_f64(),
+        targets.booking_url,
+        targets.inventory_url,
+        targets.payment_url,
+        stack.addresses.url(Service::Notification)
+    );
+    let world = Arc::new(
+        loadgen::setup::prepare(
+            http,
+            &targets,
+            args.bookings * traffic::MAX_EXTRA_FACTOR,
+            CUSTOMERS,
+        )
+        .await
+        .context("schedule the run's flights and credit its customers")?,
+    );
+
+    let traffic_started = Instant::now();
+    let (faults_done_tx, faults_done_rx) = tokio::sync::watch::channel(false);
+    let traffic = tokio::spawn(traffic::drive(
+        http.clone(),
+        targets.clone(),
+        Arc::clone(&world),
+        args.bookings,
+        args.rate,
+        format!("chaos-{run_seed}"),
+        faults_done_rx,
+    ));
+    let mut context = FaultContext {
+        infrastructure: &mut *infrastructure,
+        stack: &mut stack,
+        http,
+        targets: &targets,
+        world: &world,
+        probe_prefix: format!("chaos-{run_seed}-probe"),
+    };
+    let injected = faults::inject_all(&mut context, schedule, traffic_started, &mut |line| {
+        println!("{line}")
+    })
+    .await;
+    let records = match injected {
+        Ok(records) => records,
+        Err(error) => {
+            // The run is over: its bookings need not be waited for.
+            traffic.abort();
+            stack.stop().await.ok();
+            return Err(error);
+        }
+    };
+    // The driver only reads this; it has not gone away before being joined.
+    let _ = faults_done_tx.send(true);
+    let traffic = traffic.await.context("join the traffic task")?;
+    println!(
+        "  traffic done after {:.1}s: {} sent ({} asked for, the rest while faults were still being injected), {} accepted, {} refused (sold out), {} given up, {} requests retried",
+        traffic_started.elapsed().as_secs_f64(),
+        traffic.sent,
+        args.bookings,
+        traffic.accepted,
+        traffic.refused,
+        traffic.gave_up,
+        traffic.retried_requests
+    );
+
+    stack.ensure_alive()?;
+    let checker = Checker::connect(CheckerSettings {
+        database_url: infrastructure.postgres.admin_url(&database),
+        inventory_url: targets.inventory_url.clone(),
+        settle_timeout: Duration::from_secs(args.settle_timeout_secs),
+        deadline_grace: TimeDelta::seconds(10),
+    })
+    .await
+    .context("connect the invariant checker")?;
+    let report = checker.run().await.context("check the invariants")?;
+    let snapshot = checker
+        .snapshot()
+        .await
+        .context("read the bookings' outcomes")?;
+    stack.stop().await.context("stop the run's services")?;
+    let run = RunSummary::new(
+        run_seed,
+        schedule.to_vec(),
+        records,
+        traffic,
+        report,
+        &snapshot,
+        run_started.elapsed(),
+    );
+    run.write(log_dir)?;
+    println!("  {}", run.one_line());
+    Ok(run)
+}

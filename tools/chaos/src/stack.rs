@@ -1,0 +1,195 @@
+//! The private stack: per invocation a Postgres cluster and a Kafka broker of
+//! the harness's own; per run a fresh database on that cluster, a fresh topic
+//! prefix on that broker, and the four services started anew.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context};
+use secrecy::SecretString;
+use service_kit::db::SchemaOwner;
+use test_support::broker::PrivateBroker;
+
+use crate::ports::free_port;
+use crate::postgres::PrivateCluster;
+use crate::services::{Service, ServiceProcess, StackAddresses};
+
+/// What lives for the whole invocation.
+#[derive(Debug)]
+pub struct Infrastructure {
+    pub postgres: PrivateCluster,
+    pub broker: PrivateBroker,
+}
+
+impl Infrastructure {
+    pub async fn start(out_dir: &Path) -> anyhow::Result<Self> {
+        let postgres = PrivateCluster::start(&out_dir.join("postgres.log"))
+            .await
+            .context("start the private Postgres cluster")?;
+        let broker = PrivateBroker::start()
+            .await
+            .context("start the private Kafka broker")?;
+        Ok(Self { postgres, broker })
+    }
+}
+
+/// One run's services.
+#[derive(Debug)]
+pub struct RunStack {
+    pub addresses: StackAddresses,
+    pub services: BTreeMap<Service, ServiceProcess>,
+    /// The second member a rebalance fault starts, while it runs.
+    pub second_member: Option<ServiceProcess>,
+    bin_dir: PathBuf,
+    log_dir: PathBuf,
+}
+
+impl RunStack {
+    /// Provisions `database` (roles, schemas, grants, as `contrail-admin
+    /// provision` does), then starts the services one after another, each
+    /// once the previous one is ready.
+    pub async fn start(
+        infrastructure: &Infrastructure,
+        database: &str,
+        topic_prefix: &str,
+        bin_dir: &Path,
+        log_dir: &Path,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<Self> {
+        let owners: Vec<SchemaOwner> = Service::ALL
+            .iter()
+            .map(|service| SchemaOwner {
+                role: service.role(),
+                schema: service.role(),
+                password: None,
+            })
+            .collect();
+        let admin_url = SecretString::from(infrastructure.postgres.admin_url("postgres"));
+        service_kit::db::provision(&admin_url, database, &owners)
+            .await
+            .with_context(|| format!("provision the database {database}"))?;
+        let mut ports = BTreeMap::new();
+        for service in Service::ALL {
+            ports.insert(service, free_port()?);
+        }
+        let addresses = StackAddresses {
+            postgres_port: infrastructure.postgres.port(),
+            database: database.to_owned(),
+            brokers: infrastructure.broker.address(),
+            topic_prefix: topic_prefix.to_owned(),
+            ports,
+        };
+        let mut stack = Self {
+            services: BTreeMap::new(),
+            second_member: None,
+            bin_dir: bin_dir.to_path_buf(),
+            log_dir: log_dir.to_path_buf(),
+            addresses,
+        };
+        for service in Service::ALL {
+            let port = stack
+                .addresses
+                .ports
+                .get(&service)
+                .copied()
+                .unwrap_or_default();
+            let mut process =
+                ServiceProcess::new(service, 1, port, bin_dir, log_dir, &stack.addresses);
+            process.spawn()?;
+            process.wait_ready(http).await?;
+            stack.services.insert(service, process);
+        }
+        Ok(stack)
+    }
+
+    pub fn process_mut(&mut self, service: Service) -> anyhow::Result<&mut ServiceProcess> {
+        self.services
+            .get_mut(&service)
+            .with_context(|| format!("{service} is not part of the stack"))
+    }
+
+    pub fn process(&self, service: Service) -> anyhow::Result<&ServiceProcess> {
+        self.services
+            .get(&service)
+            .with_context(|| format!("{service} is not part of the stack"))
+    }
+
+    /// Starts a second process of `service`: same database, same consumer
+    /// groups, its own HTTP port. Returns once it is ready.
+    pub async fn start_second_member(
+        &mut self,
+        service: Service,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<&mut ServiceProcess> {
+        if self.second_member.is_some() {
+            bail!("a second member is running already");
+        }
+        let mut process = ServiceProcess::new(
+            service,
+            2,
+            free_port()?,
+            &self.bin_dir,
+            &self.log_dir,
+            &self.addresses,
+        );
+        process.spawn()?;
+        process.wait_ready(http).await?;
+        Ok(self.second_member.insert(process))
+    }
+
+    /// Fails if a service process has exited on its own: a fault must never
+    /// take a service down for good (nothing here restarts it the way a
+    /// supervisor would, so the harness stops and says so).
+    pub fn ensure_alive(&mut self) -> anyhow::Result<()> {
+        let processes = self
+            .services
+            .values_mut()
+            .chain(self.second_member.as_mut());
+        for process in processes {
+            if let Some(status) = process.exited()? {
+                bail!(
+                    "{} exited on its own ({status}); see {}",
+                    process.label(),
+                    process.log_path().display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// SIGTERM to every process, booking (the saga's driver) first.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        if let Some(mut second) = self.second_member.take() {
+            second.stop().await?;
+        }
+        for service in Service::ALL.iter().rev() {
+            if let Some(process) = self.services.get_mut(service) {
+                process.stop().await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Where the service binaries are: `--bin-dir`, else next to this one (the
+/// same target directory and profile).
+pub fn locate_binaries(bin_dir: Option<PathBuf>) -> anyhow::Result<PathBuf> {
+    let bin_dir = match bin_dir {
+        Some(dir) => dir,
+        None => std::env::current_exe()
+            .context("find the harness's own executable")?
+            .parent()
+            .context("the harness's executable has no directory")?
+            .to_path_buf(),
+    };
+    for service in Service::ALL {
+        if !bin_dir.join(service.name()).is_file() {
+            bail!(
+                "no {} binary in {}; build the services first (cargo build --bins -p flight-inventory -p booking -p payment -p notification) or pass --bin-dir",
+                service.name(),
+                bin_dir.display()
+            );
+        }
+    }
+    Ok(bin_dir)
+}
