@@ -194,9 +194,38 @@ impl<P: Projection> ProjectionRunner<P> {
         self.initialize().await?;
         let mut notifications = self.store.append_notifications().await?;
         let mut idle = IdleBackoff::new(self.settings.poll_interval);
+        let mut failures: u32 = 0;
         while !cancel.is_cancelled() {
-            if self.catch_up().await? > 0 {
-                idle.reset();
+            // A lost database (a restart, a failover) or an event the
+            // projection refuses stalls the read model, not the service:
+            // it is logged and tried again with backoff; the checkpoint has
+            // not moved, so nothing is skipped.
+            match self.catch_up().await {
+                Ok(applied) => {
+                    failures = 0;
+                    if applied > 0 {
+                        idle.reset();
+                    }
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let backoff = Duration::from_millis(100)
+                        .saturating_mul(1 << failures.min(9))
+                        .min(Duration::from_secs(30));
+                    metrics::counter!("projection_failures_total", "projection" => self.projection.name().to_owned())
+                        .increment(1);
+                    tracing::warn!(
+                        projection = self.projection.name(),
+                        error = format!("{error:#}"),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "projection could not catch up; trying again"
+                    );
+                    tokio::select! {
+                        () = cancel.cancelled() => {}
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    continue;
+                }
             }
             tokio::select! {
                 () = cancel.cancelled() => {}

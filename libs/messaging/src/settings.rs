@@ -11,8 +11,8 @@ use anyhow::Context;
 use futures::future::BoxFuture;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use serde::Deserialize;
 use secrecy::{ExposeSecret, SecretString};
+use serde::Deserialize;
 use service_kit::ReadinessCheck;
 
 /// How a service reaches the broker.

@@ -359,6 +359,60 @@ pub mod development {
         TokenIssuer::from_pem(&private, ISSUER, AUDIENCE)
     }
 
+    /// Creates the issuer's key pair in `dir` unless one is there: the
+    /// private key readable by its owner only.
+    pub fn keygen(dir: &Path) -> anyhow::Result<()> {
+        let private_path = dir.join(PRIVATE_KEY);
+        if private_path.exists() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+        let (private, public) = super::generate_key_pair()?;
+        write_private(&private_path, &private)?;
+        std::fs::write(dir.join(PUBLIC_KEY), public)
+            .with_context(|| format!("write {}", dir.join(PUBLIC_KEY).display()))
+    }
+
+    /// Everything a development stack needs in `dir`: the issuer (kept),
+    /// booking's service token (fresh, `booking.token`) and its
+    /// request-fingerprint key (kept, `fingerprint.key`).
+    pub fn prepare(dir: &Path) -> anyhow::Result<()> {
+        keygen(dir)?;
+        let token = issuer(dir)?.issue(Scope::Service, "booking", TimeDelta::days(365))?;
+        // Replaced whole: a reader never sees half a token.
+        let fresh = dir.join("booking.token.new");
+        std::fs::write(&fresh, format!("{token}\n"))
+            .with_context(|| format!("write {}", fresh.display()))?;
+        std::fs::rename(&fresh, dir.join(SERVICE_TOKEN))
+            .with_context(|| format!("write {}", dir.join(SERVICE_TOKEN).display()))?;
+        let key_path = dir.join(FINGERPRINT_KEY);
+        if !key_path.exists() {
+            let mut key = [0u8; 32];
+            rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
+            let hex: String = key.iter().map(|byte| format!("{byte:02x}")).collect();
+            write_private(&key_path, &format!("{hex}\n"))?;
+        }
+        Ok(())
+    }
+
+    /// booking's service token, as [`prepare`] writes it.
+    pub const SERVICE_TOKEN: &str = "booking.token";
+    /// booking's request-fingerprint key, as [`prepare`] writes it.
+    pub const FINGERPRINT_KEY: &str = "fingerprint.key";
+
+    fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("create {}", path.display()))?;
+        file.write_all(contents.as_bytes())
+            .with_context(|| format!("write {}", path.display()))
+    }
+
     /// `CONTRAIL_TOKEN` if set, else an admin token from the development
     /// issuer in `dir`, valid for `hours`: for load, chaos and audit tools.
     pub fn admin_token(dir: &Path, hours: i64) -> anyhow::Result<String> {

@@ -161,11 +161,18 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
     );
 
     let started = Instant::now();
+    let mut infrastructure = Infrastructure::start(&out_dir).await?;
+    // The harness schedules flights and books for many customers: an admin.
+    let token = service_kit::auth::development::issuer(&infrastructure.auth_dir)?.issue(
+        service_kit::auth::Scope::Admin,
+        "chaos",
+        TimeDelta::hours(24),
+    )?;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(45))
+        .default_headers(invariant_checker::bearer(&token)?)
         .build()
         .context("build the HTTP client")?;
-    let mut infrastructure = Infrastructure::start(&out_dir).await?;
     println!(
         "chaos: private Postgres on 127.0.0.1:{}, private broker on {} (ready after {:.1}s)",
         infrastructure.postgres.port(),
@@ -347,11 +354,17 @@ async fn one_run(
     );
 
     stack.ensure_alive()?;
+    let token = service_kit::auth::development::issuer(&infrastructure.auth_dir)?.issue(
+        service_kit::auth::Scope::Admin,
+        "chaos-checker",
+        TimeDelta::hours(1),
+    )?;
     let checker = Checker::connect(CheckerSettings {
         database_url: infrastructure.postgres.admin_url(&database),
         inventory_url: targets.inventory_url.clone(),
         settle_timeout: Duration::from_secs(args.settle_timeout_secs),
         deadline_grace: TimeDelta::seconds(10),
+        token: Some(token),
     })
     .await
     .context("connect the invariant checker")?;

@@ -5,6 +5,7 @@
 //! [`ServiceProcess::kill9`] is `SIGKILL` ([`std::process::Child::kill`] on
 //! Unix): no shutdown path runs, no offset is committed, nothing drains.
 
+use service_kit::auth::development;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -74,6 +75,8 @@ pub struct StackAddresses {
     pub topic_prefix: String,
     /// The first member's HTTP port, per service.
     pub ports: BTreeMap<Service, u16>,
+    /// The token issuer's public key and booking's secrets, as files.
+    pub auth_dir: PathBuf,
 }
 
 impl StackAddresses {
@@ -340,6 +343,10 @@ impl ConsumerCounts {
     }
 }
 
+fn auth_file(stack: &StackAddresses, name: &str) -> String {
+    stack.auth_dir.join(name).display().to_string()
+}
+
 /// The settings a service reads from its environment (`<PREFIX>__SECTION__KEY`).
 fn environment(service: Service, port: u16, stack: &StackAddresses) -> Vec<(String, String)> {
     let prefix = service.env_prefix();
@@ -358,8 +365,20 @@ fn environment(service: Service, port: u16, stack: &StackAddresses) -> Vec<(Stri
         ("DATABASE__MAX_CONNECTIONS", "6".to_owned()),
         ("KAFKA__BROKERS", stack.brokers.clone()),
         ("KAFKA__TOPIC_PREFIX", stack.topic_prefix.clone()),
+        (
+            "AUTH__PUBLIC_KEY_FILE",
+            auth_file(stack, development::PUBLIC_KEY),
+        ),
     ];
     if service == Service::Booking {
+        variables.push((
+            "DELEGATES__SERVICE_TOKEN_FILE",
+            auth_file(stack, development::SERVICE_TOKEN),
+        ));
+        variables.push((
+            "IDEMPOTENCY__FINGERPRINT_KEY_FILE",
+            auth_file(stack, development::FINGERPRINT_KEY),
+        ));
         variables.push((
             "DELEGATES__INVENTORY_URL",
             stack.url(Service::FlightInventory),
@@ -404,6 +423,7 @@ outbox_published_total 40
                 .zip(8000..)
                 .map(|(service, port)| (*service, port))
                 .collect(),
+            auth_dir: "/run/auth".into(),
         };
         let variables: BTreeMap<String, String> = environment(Service::Booking, 8003, &stack)
             .into_iter()
@@ -414,6 +434,10 @@ outbox_published_total 40
             "postgres://booking@127.0.0.1:6000/chaos_1_0"
         );
         assert_eq!(variables["BOOKING__KAFKA__TOPIC_PREFIX"], "chaos1.");
+        assert_eq!(
+            variables["BOOKING__DELEGATES__SERVICE_TOKEN_FILE"],
+            "/run/auth/booking.token"
+        );
         assert_eq!(
             variables["BOOKING__DELEGATES__INVENTORY_URL"],
             "http://127.0.0.1:8000"

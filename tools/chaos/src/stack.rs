@@ -19,6 +19,9 @@ use crate::services::{Service, ServiceProcess, StackAddresses};
 pub struct Infrastructure {
     pub postgres: PrivateCluster,
     pub broker: PrivateBroker,
+    /// The invocation's own token issuer, booking's service token and
+    /// fingerprint key (`service_kit::auth::development::prepare`).
+    pub auth_dir: PathBuf,
 }
 
 impl Infrastructure {
@@ -29,7 +32,14 @@ impl Infrastructure {
         let broker = PrivateBroker::start()
             .await
             .context("start the private Kafka broker")?;
-        Ok(Self { postgres, broker })
+        let auth_dir = out_dir.join("auth");
+        service_kit::auth::development::prepare(&auth_dir)
+            .context("prepare the run's token issuer")?;
+        Ok(Self {
+            postgres,
+            broker,
+            auth_dir,
+        })
     }
 }
 
@@ -78,6 +88,7 @@ impl RunStack {
             brokers: infrastructure.broker.address(),
             topic_prefix: topic_prefix.to_owned(),
             ports,
+            auth_dir: infrastructure.auth_dir.clone(),
         };
         let mut stack = Self {
             services: BTreeMap::new(),

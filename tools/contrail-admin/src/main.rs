@@ -10,13 +10,13 @@
 //!   (`--customer cust-42`, `--admin`, `--service booking`). Production
 //!   tokens come from the identity provider, which alone holds its key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
-use service_kit::auth::{generate_key_pair, Scope};
+use service_kit::auth::Scope;
 use service_kit::db::{provision, quote_ident, SchemaOwner};
 use sqlx::{Connection, Executor, PgConnection};
 
@@ -74,7 +74,7 @@ enum Command {
     },
 }
 
-use service_kit::auth::development::{self, PRIVATE_KEY, PUBLIC_KEY};
+use service_kit::auth::development;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -101,8 +101,14 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(database, roles = owners.len(), "provisioned");
         }
         Command::DropTestDatabases => drop_test_databases(&cli.admin_url).await?,
-        Command::Keygen { dir } => keygen(&dir)?,
-        Command::DevAuth { dir } => dev_auth(&dir)?,
+        Command::Keygen { dir } => {
+            development::keygen(&dir)?;
+            tracing::info!(dir = %dir.display(), "the development token issuer is ready");
+        }
+        Command::DevAuth { dir } => {
+            development::prepare(&dir)?;
+            tracing::info!(dir = %dir.display(), "development auth material ready");
+        }
         Command::Token {
             customer,
             admin,
@@ -147,55 +153,4 @@ async fn drop_test_databases(admin_url: &SecretString) -> anyhow::Result<()> {
     }
     tracing::info!(dropped = names.len(), "test databases dropped");
     Ok(())
-}
-
-/// Writes a fresh key pair into `dir`, unless one is there: the private key
-/// readable by its owner only, the public key for the services.
-fn keygen(dir: &Path) -> anyhow::Result<()> {
-    let private_path = dir.join(PRIVATE_KEY);
-    if private_path.exists() {
-        tracing::info!(dir = %dir.display(), "the development token issuer exists");
-        return Ok(());
-    }
-    std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
-    let (private, public) = generate_key_pair()?;
-    write_private(&private_path, &private)?;
-    std::fs::write(dir.join(PUBLIC_KEY), public)
-        .with_context(|| format!("write {}", dir.join(PUBLIC_KEY).display()))?;
-    tracing::info!(dir = %dir.display(), "created a development token issuer");
-    Ok(())
-}
-
-fn dev_auth(dir: &Path) -> anyhow::Result<()> {
-    keygen(dir)?;
-    let token = development::issuer(dir)?.issue(Scope::Service, "booking", TimeDelta::days(365))?;
-    let token_path = dir.join("booking.token");
-    // Replaced whole: a reader never sees half a token.
-    let fresh = dir.join("booking.token.new");
-    std::fs::write(&fresh, format!("{token}\n"))
-        .with_context(|| format!("write {}", fresh.display()))?;
-    std::fs::rename(&fresh, &token_path)
-        .with_context(|| format!("write {}", token_path.display()))?;
-    let key_path = dir.join("fingerprint.key");
-    if !key_path.exists() {
-        let mut key = [0u8; 32];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut key);
-        let hex: String = key.iter().map(|byte| format!("{byte:02x}")).collect();
-        write_private(&key_path, &format!("{hex}\n"))?;
-    }
-    tracing::info!(dir = %dir.display(), "development auth material ready");
-    Ok(())
-}
-
-fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("create {}", path.display()))?;
-    file.write_all(contents.as_bytes())
-        .with_context(|| format!("write {}", path.display()))
 }

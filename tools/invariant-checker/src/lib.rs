@@ -53,6 +53,9 @@ pub struct CheckerSettings {
     /// How late after its deadline an unpivoted saga may finish; see
     /// [`checks::sagas_within_deadline`].
     pub deadline_grace: TimeDelta,
+    /// The bearer token for flight-inventory's API; `None`: an admin token
+    /// from the development issuer (or `CONTRAIL_TOKEN`).
+    pub token: Option<String>,
 }
 
 impl Default for CheckerSettings {
@@ -62,6 +65,7 @@ impl Default for CheckerSettings {
             inventory_url: DEFAULT_INVENTORY_URL.to_owned(),
             settle_timeout: Duration::from_secs(120),
             deadline_grace: TimeDelta::seconds(10),
+            token: None,
         }
     }
 }
@@ -98,10 +102,13 @@ impl Checker {
             .await
             .context("connect to the contrail database as the auditor")?;
         // flight-inventory's API wants a bearer token like any caller's.
-        let token = service_kit::auth::development::admin_token(
-            std::path::Path::new(service_kit::auth::development::DIR),
-            1,
-        )?;
+        let token = match &settings.token {
+            Some(token) => token.clone(),
+            None => service_kit::auth::development::admin_token(
+                std::path::Path::new(service_kit::auth::development::DIR),
+                1,
+            )?,
+        };
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(10))
             .default_headers(bearer(&token)?)

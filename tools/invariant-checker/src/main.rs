@@ -38,6 +38,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         inventory_url: args.inventory_url,
         settle_timeout: Duration::from_secs(args.settle_timeout_secs),
         deadline_grace: TimeDelta::seconds(args.deadline_grace_secs.max(0)),
+        token: None,
     };
     let checker = Checker::connect(settings).await?;
     let report = checker.run().await.context("check the invariants")?;

@@ -177,6 +177,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         inventory_url: targets.inventory_url.clone(),
         settle_timeout: Duration::from_secs(args.settle_timeout_secs),
         deadline_grace: TimeDelta::seconds(10),
+        token: None,
     };
     let checker = Checker::connect(checker_settings).await?;
     let plan = |rate: u64, seconds: u64, first_sequence: u64| StepPlan {

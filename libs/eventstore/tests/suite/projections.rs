@@ -321,3 +321,44 @@ async fn a_table_name_that_is_not_a_plain_identifier_is_refused() -> anyhow::Res
     ensure!(store.read_all(Position::START, 1).await?.is_empty());
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_projection_outlives_an_event_it_refuses_and_catches_up_once_it_accepts(
+) -> anyhow::Result<()> {
+    let store = pg_store_with_connections(4).await?;
+    let projection = SeatCounts::default();
+    let live_runner = Arc::new(runner(&store, projection.clone())?);
+    live_runner.initialize().await?;
+    projection.refuse_releases.store(true, Ordering::SeqCst);
+    let cancel = CancellationToken::new();
+    let following = {
+        let runner = Arc::clone(&live_runner);
+        let cancel = cancel.clone();
+        tokio::spawn(async move { runner.run(cancel).await })
+    };
+    book_some_flights(&store, 3).await?;
+    until_all_events_are_readable(&store).await?;
+    let head = store.head_position().await?;
+
+    // Refusing, it stalls behind the refused event but keeps running.
+    tokio::time::sleep(POLL * 10).await;
+    ensure!(
+        !following.is_finished(),
+        "a refused event stopped the runner"
+    );
+    ensure!(live_runner.live().await?.1 < head);
+
+    projection.refuse_releases.store(false, Ordering::SeqCst);
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    while live_runner.live().await?.1 < head {
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "the runner did not catch up once the event was accepted"
+        );
+        tokio::time::sleep(POLL).await;
+    }
+    cancel.cancel();
+    following.await??;
+    ensure!(served_rows(&store).await? == expected_rows(&store).await?);
+    Ok(())
+}
