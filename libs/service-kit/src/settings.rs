@@ -228,6 +228,26 @@ pub enum LogFormat {
     Pretty,
 }
 
+/// A secret given in the settings or, for a mounted secret, as a file read
+/// once at start (trailing whitespace dropped). `name` is the setting, for
+/// the error when neither is there.
+pub fn secret_from(
+    value: Option<&SecretString>,
+    file: Option<&std::path::Path>,
+    name: &str,
+) -> anyhow::Result<SecretString> {
+    match (value, file) {
+        (Some(value), _) => Ok(value.clone()),
+        (None, Some(path)) => Ok(SecretString::from(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("read {name} from {}", path.display()))?
+                .trim_end()
+                .to_owned(),
+        )),
+        (None, None) => anyhow::bail!("{name} (or {name}_file) is required"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -64,20 +64,12 @@ impl Delegates {
             .timeout(Duration::from_millis(settings.timeout_ms))
             .build()
             .context("build the http client")?;
-        let service_token = match (&settings.service_token, &settings.service_token_file) {
-            (Some(token), _) => token.clone(),
-            (None, Some(path)) => SecretString::from(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("read the service token {}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => anyhow::bail!(
-                "delegates.service_token (or service_token_file) is required: booking calls \
-                 flight-inventory and payment with a service token \
-                 (`contrail-admin token --service booking` mints one)"
-            ),
-        };
+        // Minted by `contrail-admin token --service booking` in development.
+        let service_token = service_kit::settings::secret_from(
+            settings.service_token.as_ref(),
+            settings.service_token_file.as_deref(),
+            "delegates.service_token",
+        )?;
         Ok(Self {
             client,
             inventory_url: settings.inventory_url.trim_end_matches('/').to_owned(),

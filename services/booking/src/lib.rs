@@ -21,7 +21,6 @@ pub mod watch;
 
 use std::time::Duration;
 
-use anyhow::Context;
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
 use secrecy::SecretString;
@@ -70,18 +69,11 @@ pub struct IdempotencySettings {
 
 impl IdempotencySettings {
     fn fingerprint_key(&self) -> anyhow::Result<request::FingerprintKey> {
-        let secret = match (&self.fingerprint_key, &self.fingerprint_key_file) {
-            (Some(key), _) => key.clone(),
-            (None, Some(path)) => SecretString::from(
-                std::fs::read_to_string(path)
-                    .with_context(|| format!("read the fingerprint key {}", path.display()))?
-                    .trim()
-                    .to_owned(),
-            ),
-            (None, None) => {
-                anyhow::bail!("idempotency.fingerprint_key (or fingerprint_key_file) is required")
-            }
-        };
+        let secret = service_kit::settings::secret_from(
+            self.fingerprint_key.as_ref(),
+            self.fingerprint_key_file.as_deref(),
+            "idempotency.fingerprint_key",
+        )?;
         request::FingerprintKey::new(&secret)
     }
 }

@@ -11,7 +11,9 @@
 
 use anyhow::Context;
 use contracts::Envelope;
-use eventstore::{Aggregate, ExecuteError, Loaded, PgEventStore, Repository, SnapshotPolicy};
+use eventstore::{
+    Aggregate, ExecuteError, Executed, Loaded, PgEventStore, Repository, SnapshotPolicy,
+};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
 
@@ -86,6 +88,17 @@ pub struct Decided<R> {
     pub outcome: R,
 }
 
+impl<R> From<Executed<Flight, R>> for Decided<R> {
+    fn from(executed: Executed<Flight, R>) -> Self {
+        Self {
+            appended: executed.events.len(),
+            flight: executed.state.state,
+            version: executed.state.version,
+            outcome: executed.outcome,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FlightStore {
     events: PgEventStore,
@@ -154,12 +167,7 @@ impl FlightStore {
             cause,
         )
         .await?;
-        Ok(Decided {
-            flight: executed.state.state,
-            version: executed.state.version,
-            appended: executed.events.len(),
-            outcome: executed.outcome,
-        })
+        Ok(executed.into())
     }
 
     /// [`decide_in`](Self::decide_in) in transactions of its own (admin
@@ -182,12 +190,7 @@ impl FlightStore {
                 ))
             })
             .await?;
-        Ok(Decided {
-            flight: executed.state.state,
-            version: executed.state.version,
-            appended: executed.events.len(),
-            outcome: executed.outcome,
-        })
+        Ok(executed.into())
     }
 
     /// Wakes the event store's subscribers (the search projection): call

@@ -322,32 +322,7 @@ fn booking_body(
     passengers: usize,
     flight_id: Uuid,
 ) -> Value {
-    let customer = world
-        .customers
-        .get((sequence % world.customers.len().max(1) as u64) as usize)
-        .cloned()
-        .unwrap_or_else(|| format!("chaos-{}-0", world.run_id));
-    let passengers: Vec<Value> = (0..passengers)
-        .map(|index| json!({"first_name": "Chaos", "last_name": format!("Tester{index}")}))
-        .collect();
-    let (email, phone) = mix::contact_for(sequence);
-    let mut contact = serde_json::Map::new();
-    if email {
-        contact.insert("email".to_owned(), json!(format!("{customer}@example.com")));
-    }
-    if phone {
-        contact.insert("phone".to_owned(), json!("+821012345678"));
-    }
-    json!({
-        "customer_id": customer,
-        "flight_id": flight_id,
-        "passengers": passengers,
-        "payment": {
-            "card": {"number": scenario.card_number(), "expiry": "12/35", "cvc": "123"},
-            "miles": scenario.miles(),
-        },
-        "contact": contact,
-    })
+    world.booking_body("chaos", scenario, sequence, passengers, flight_id)
 }
 
 fn pick(flights: &[Uuid], index: u64) -> Uuid {

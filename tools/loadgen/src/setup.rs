@@ -132,3 +132,45 @@ async fn credit_miles(
     }
     Ok(())
 }
+
+impl World {
+    /// The `sequence`-th booking request of the mix: `passengers` travellers
+    /// on `flight_id` for one of the world's customers (named after
+    /// `tool` when there is none), paid as `scenario` says. loadgen and the
+    /// chaos harness send the same bodies.
+    pub fn booking_body(
+        &self,
+        tool: &str,
+        scenario: crate::mix::Scenario,
+        sequence: u64,
+        passengers: usize,
+        flight_id: Uuid,
+    ) -> serde_json::Value {
+        let customer = self
+            .customers
+            .get((sequence % self.customers.len().max(1) as u64) as usize)
+            .cloned()
+            .unwrap_or_else(|| format!("{tool}-{}-0", self.run_id));
+        let passengers: Vec<serde_json::Value> = (0..passengers)
+            .map(|index| json!({"first_name": "Load", "last_name": format!("Tester{index}")}))
+            .collect();
+        let (email, phone) = crate::mix::contact_for(sequence);
+        let mut contact = serde_json::Map::new();
+        if email {
+            contact.insert("email".to_owned(), json!(format!("{customer}@example.com")));
+        }
+        if phone {
+            contact.insert("phone".to_owned(), json!("+821012345678"));
+        }
+        json!({
+            "customer_id": customer,
+            "flight_id": flight_id,
+            "passengers": passengers,
+            "payment": {
+                "card": {"number": scenario.card_number(), "expiry": "12/35", "cvc": "123"},
+                "miles": scenario.miles(),
+            },
+            "contact": contact,
+        })
+    }
+}

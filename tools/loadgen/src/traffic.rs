@@ -316,32 +316,13 @@ impl BookingRequest {
         } else {
             pick(&world.big_flights, sequence)
         };
-        let customer = world
-            .customers
-            .get((sequence % world.customers.len().max(1) as u64) as usize)
-            .cloned()
-            .unwrap_or_else(|| format!("loadgen-{}-0", world.run_id));
-        let passengers: Vec<Value> = (0..mix::passengers_for(sequence))
-            .map(|index| json!({"first_name": "Load", "last_name": format!("Tester{index}")}))
-            .collect();
-        let (email, phone) = mix::contact_for(sequence);
-        let mut contact = serde_json::Map::new();
-        if email {
-            contact.insert("email".to_owned(), json!(format!("{customer}@example.com")));
-        }
-        if phone {
-            contact.insert("phone".to_owned(), json!("+821012345678"));
-        }
-        let body = json!({
-            "customer_id": customer,
-            "flight_id": flight_id,
-            "passengers": passengers,
-            "payment": {
-                "card": {"number": scenario.card_number(), "expiry": "12/35", "cvc": "123"},
-                "miles": scenario.miles(),
-            },
-            "contact": contact,
-        });
+        let body = world.booking_body(
+            "loadgen",
+            scenario,
+            sequence,
+            mix::passengers_for(sequence),
+            flight_id,
+        );
         Self {
             scenario,
             idempotency_key: format!("loadgen-{}-{sequence}", world.run_id),
