@@ -21,7 +21,9 @@ as_customer=(-H "Authorization: Bearer $CUSTOMER_TOKEN")
 
 step() { printf '\n\033[1;36m### %s\033[0m\n' "$*"; }
 show() {
-  printf '\033[2m$ curl %s\033[0m\n' "$*"
+  # The tokens are long and say nothing to a reader: shown by name.
+  printf '\033[2m$ curl %s\033[0m\n' "$*" | sed -E 's/Bearer [A-Za-z0-9._-]+/Bearer $TOKEN/'
+
   local output
   output=$(curl -sS "$@")
   # Pretty-print a JSON body; anything else (headers with -i) as it came.

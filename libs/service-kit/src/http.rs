@@ -66,6 +66,10 @@ pub fn stack(routes: Router, settings: &HttpSettings) -> Router {
         .layer(CatchPanicLayer::custom(panic_to_problem))
         .layer(DefaultBodyLimit::max(settings.body_limit_bytes))
         .layer(middleware::from_fn_with_state(limits, shed_and_time_out))
+        .layer(middleware::from_fn_with_state(
+            settings.body_limit_bytes,
+            refuse_announced_oversize,
+        ))
         .layer(middleware::from_fn(crate::metrics::track_http))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(
@@ -106,6 +110,31 @@ fn span_trace_id(span: &tracing::Span) -> Option<String> {
     span_context
         .is_valid()
         .then(|| span_context.trace_id().to_string())
+}
+
+/// A body announced larger than the limit (`Content-Length`) is refused with
+/// 413 before anything reads it. Reading it is what makes the server send
+/// `100 Continue` to a client that asked (`Expect: 100-continue`); refusing
+/// after that leaves the client sending a body the server no longer wants,
+/// and it sees a dropped connection instead of the 413.
+async fn refuse_announced_oversize(
+    State(limit): State<usize>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let announced = request
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    match announced {
+        Some(length) if length > limit as u64 => ApiError::new(
+            ErrorCode::PayloadTooLarge,
+            format!("the request body is larger than {limit} bytes"),
+        )
+        .into_response(),
+        _ => next.run(request).await,
+    }
 }
 
 struct Limits {

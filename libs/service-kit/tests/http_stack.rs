@@ -155,6 +155,42 @@ async fn an_oversized_body_is_a_413_problem() {
     .await;
 }
 
+/// Over a real socket: a client that announces a too-large body and waits
+/// for `100 Continue` gets the 413 problem at once, not a `100 Continue`
+/// followed by a dropped connection.
+#[tokio::test]
+async fn an_announced_oversized_body_is_refused_before_the_client_sends_it() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app()).await });
+
+    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
+    stream
+        .write_all(
+            b"POST /greetings HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n\
+              Content-Length: 1000000\r\nExpect: 100-continue\r\n\r\n",
+        )
+        .await
+        .unwrap();
+    let mut answer = Vec::new();
+    let mut buffer = [0u8; 4096];
+    while !String::from_utf8_lossy(&answer).contains("\r\n\r\n{") {
+        let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut buffer))
+            .await
+            .expect("the server answers without waiting for the body")
+            .unwrap();
+        if read == 0 {
+            break;
+        }
+        answer.extend_from_slice(&buffer[..read]);
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(!answer.contains("100 Continue"), "{answer}");
+    assert!(answer.contains("application/problem+json"), "{answer}");
+}
+
 #[tokio::test]
 async fn a_malformed_path_parameter_is_a_400_problem() {
     assert_problem(
