@@ -124,7 +124,7 @@ async fn refuse_announced_oversize(
 ) -> Response {
     let announced = request
         .headers()
-        .get(axum::http::header::CONTENT_LENGTH)
+        .get(header::CONTENT_LENGTH)
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.parse::<u64>().ok());
     match announced {
