@@ -374,6 +374,14 @@ async fn one_run(
         .await
         .context("read the bookings' outcomes")?;
     stack.stop().await.context("stop the run's services")?;
+    let leaks = card_data_in_logs(log_dir)?;
+    if !leaks.is_empty() {
+        anyhow::bail!(
+            "card data in the services' logs (a card number or the CVC {}):\n  {}",
+            loadgen::mix::CVC,
+            leaks.join("\n  ")
+        );
+    }
     let run = RunSummary::new(
         run_seed,
         schedule.to_vec(),
@@ -386,4 +394,60 @@ async fn one_run(
     run.write(log_dir)?;
     println!("  {}", run.one_line());
     Ok(run)
+}
+
+/// Lines of the run's service logs that hold a card number the traffic sent,
+/// or its CVC as a JSON string: there must be none.
+fn card_data_in_logs(log_dir: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let cvc = format!("\"{}\"", loadgen::mix::CVC);
+    let mut leaks = Vec::new();
+    for entry in
+        std::fs::read_dir(log_dir).with_context(|| format!("list {}", log_dir.display()))?
+    {
+        let path = entry.context("read a log entry")?.path();
+        if path.extension().is_none_or(|extension| extension != "log") {
+            continue;
+        }
+        let text =
+            std::fs::read_to_string(&path).with_context(|| format!("read {}", path.display()))?;
+        for line in text.lines() {
+            if line.contains(&cvc)
+                || loadgen::mix::ALL_CARDS
+                    .iter()
+                    .any(|card| line.contains(card))
+            {
+                leaks.push(format!("{}: {line}", path.display()));
+            }
+        }
+    }
+    Ok(leaks)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_card_number_or_the_cvc_in_a_service_log_is_found() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("booking.log"),
+            "{\"message\":\"booking accepted\",\"card\":\"…4242\"}\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("payment.log"),
+            "{\"time\":\"12:00:00.737Z\"}\n",
+        )
+        .unwrap();
+        assert!(card_data_in_logs(dir.path()).unwrap().is_empty());
+
+        std::fs::write(
+            dir.path().join("payment.log"),
+            "{\"body\":{\"number\":\"4000000000000002\"}}\n{\"cvc\":\"737\"}\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("report.json"), "4242424242424242").unwrap();
+        assert_eq!(card_data_in_logs(dir.path()).unwrap().len(), 2);
+    }
 }

@@ -4,6 +4,16 @@
 use serde::Serialize;
 
 /// The test cards payment's gateway simulator knows.
+/// The CVC every generated card carries: distinctive, so a scan of the
+/// services' logs for it means something.
+pub const CVC: &str = "737";
+/// Every card number the mix sends, for scans that must never find one.
+pub const ALL_CARDS: [&str; 4] = [
+    CARD_APPROVED,
+    CARD_DECLINED,
+    CARD_INSUFFICIENT_FUNDS,
+    CARD_TRANSIENT_THEN_APPROVED,
+];
 pub const CARD_APPROVED: &str = "4242424242424242";
 pub const CARD_DECLINED: &str = "4000000000000002";
 pub const CARD_INSUFFICIENT_FUNDS: &str = "4000000000009995";

@@ -167,7 +167,7 @@ impl World {
             "flight_id": flight_id,
             "passengers": passengers,
             "payment": {
-                "card": {"number": scenario.card_number(), "expiry": "12/35", "cvc": "123"},
+                "card": {"number": scenario.card_number(), "expiry": "12/35", "cvc": crate::mix::CVC},
                 "miles": scenario.miles(),
             },
             "contact": contact,
