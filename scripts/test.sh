@@ -31,6 +31,9 @@ fi
 log "chaos, CI-sized: a real kill -9 of a service and of the broker mid-traffic, then the invariants"
 "$ROOT/scripts/chaos.sh" --ci
 
+log "fuzzing every service's API from its OpenAPI document (schemathesis)"
+"$ROOT/scripts/fuzz-apis.sh"
+
 if [[ -x "$ROOT/scripts/validate-deploy.sh" ]]; then
   log "validating the deployment files"
   "$ROOT/scripts/validate-deploy.sh"
