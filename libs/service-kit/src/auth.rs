@@ -43,6 +43,12 @@ pub struct AuthSettings {
     pub public_key_pem: Option<String>,
     #[serde(default)]
     pub public_key_file: Option<PathBuf>,
+    /// Or the issuer's key set as a JWKS document (`{"keys": [...]}`, Ed25519
+    /// `OKP` keys), as identity providers publish it: a token is checked
+    /// against the key its `kid` names, so the issuer can rotate keys by
+    /// publishing the next one before it signs with it.
+    #[serde(default)]
+    pub jwks_file: Option<PathBuf>,
     /// Tolerated clock skew for `exp` and `nbf`.
     #[serde(default = "default_leeway_secs")]
     pub leeway_secs: u64,
@@ -170,7 +176,8 @@ pub struct TokenVerifier {
 }
 
 struct VerifierInner {
-    key: DecodingKey,
+    /// The trusted keys, by `kid` where the key set names them.
+    keys: Vec<(Option<String>, DecodingKey)>,
     validation: Validation,
 }
 
@@ -182,16 +189,25 @@ impl std::fmt::Debug for TokenVerifier {
 
 impl TokenVerifier {
     pub fn from_settings(settings: &AuthSettings) -> anyhow::Result<Self> {
-        let pem = match (&settings.public_key_pem, &settings.public_key_file) {
-            (Some(pem), _) => pem.clone(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .with_context(|| format!("read the token public key {}", path.display()))?,
-            (None, None) => anyhow::bail!(
-                "no token public key configured: set auth.public_key_file (or auth.public_key_pem)"
+        let keys = match (
+            &settings.public_key_pem,
+            &settings.public_key_file,
+            &settings.jwks_file,
+        ) {
+            (Some(pem), _, _) => vec![(None, pem_key(pem)?)],
+            (None, Some(path), _) => vec![(
+                None,
+                pem_key(
+                    &std::fs::read_to_string(path)
+                        .with_context(|| format!("read the token public key {}", path.display()))?,
+                )?,
+            )],
+            (None, None, Some(path)) => jwks_keys(path)?,
+            (None, None, None) => anyhow::bail!(
+                "no token public key configured: set auth.public_key_file, \
+                 auth.public_key_pem or auth.jwks_file"
             ),
         };
-        let key = DecodingKey::from_ed_pem(pem.as_bytes())
-            .context("read the token public key (an Ed25519 public key in PEM)")?;
         let mut validation = Validation::new(Algorithm::EdDSA);
         validation.set_issuer(&[&settings.issuer]);
         validation.set_audience(&[&settings.audience]);
@@ -199,17 +215,31 @@ impl TokenVerifier {
         validation.validate_nbf = true;
         validation.leeway = settings.leeway_secs;
         Ok(Self {
-            inner: Arc::new(VerifierInner { key, validation }),
+            inner: Arc::new(VerifierInner { keys, validation }),
         })
     }
 
     pub fn verify(&self, token: &str) -> Result<Caller, TokenError> {
-        let data = jsonwebtoken::decode::<Claims>(token, &self.inner.key, &self.inner.validation)
-            .map_err(|error| match error.kind() {
-            jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
-            _ => TokenError::Invalid(error),
-        })?;
-        let claims = data.claims;
+        let header = jsonwebtoken::decode_header(token).map_err(TokenError::Invalid)?;
+        // The key the token names, or, without a `kid`, each trusted key.
+        let candidates = self.inner.keys.iter().filter(|(kid, _)| {
+            header.kid.is_none() || kid.is_none() || kid.as_deref() == header.kid.as_deref()
+        });
+        let mut outcome = Err(TokenError::Invalid(jsonwebtoken::errors::Error::from(
+            jsonwebtoken::errors::ErrorKind::InvalidSignature,
+        )));
+        for (_, key) in candidates {
+            outcome = jsonwebtoken::decode::<Claims>(token, key, &self.inner.validation).map_err(
+                |error| match error.kind() {
+                    jsonwebtoken::errors::ErrorKind::ExpiredSignature => TokenError::Expired,
+                    _ => TokenError::Invalid(error),
+                },
+            );
+            if outcome.is_ok() {
+                break;
+            }
+        }
+        let claims = outcome?.claims;
         Ok(match claims.scope {
             Scope::Customer => Caller::Customer {
                 customer_id: claims.sub,
@@ -242,6 +272,28 @@ impl TokenVerifier {
             .ok_or(TokenError::Missing)?;
         self.verify(token)
     }
+}
+
+fn pem_key(pem: &str) -> anyhow::Result<DecodingKey> {
+    DecodingKey::from_ed_pem(pem.as_bytes())
+        .context("read the token public key (an Ed25519 public key in PEM)")
+}
+
+fn jwks_keys(path: &std::path::Path) -> anyhow::Result<Vec<(Option<String>, DecodingKey)>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("read the token key set {}", path.display()))?;
+    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a JWKS document", path.display()))?;
+    let keys = set
+        .keys
+        .iter()
+        .map(|jwk| {
+            let key = DecodingKey::from_jwk(jwk).context("read a key of the key set")?;
+            Ok((jwk.common.key_id.clone(), key))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    anyhow::ensure!(!keys.is_empty(), "{} holds no keys", path.display());
+    Ok(keys)
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
@@ -454,6 +506,7 @@ mod tests {
             audience: AUDIENCE.to_owned(),
             public_key_pem: Some(public),
             public_key_file: None,
+            jwks_file: None,
             leeway_secs: 5,
         })
         .unwrap();
@@ -541,6 +594,48 @@ mod tests {
                 .as_bytes(),
         );
         assert!(verifier.verify(&format!("{header}.{body}.")).is_err());
+    }
+
+    #[test]
+    fn a_key_set_verifies_tokens_by_the_key_their_kid_names() {
+        use ed25519_dalek::pkcs8::DecodePublicKey;
+        let (private, public) = generate_key_pair().unwrap();
+        let raw = ed25519_dalek::VerifyingKey::from_public_key_pem(&public)
+            .unwrap()
+            .to_bytes();
+        let (_, other_public) = generate_key_pair().unwrap();
+        let other_raw = ed25519_dalek::VerifyingKey::from_public_key_pem(&other_public)
+            .unwrap()
+            .to_bytes();
+        let jwks = serde_json::json!({"keys": [
+            {"kty": "OKP", "crv": "Ed25519", "kid": "old", "x": base64_free::encode(&other_raw)},
+            {"kty": "OKP", "crv": "Ed25519", "kid": "current", "x": base64_free::encode(&raw)},
+        ]});
+        let dir = std::env::temp_dir().join(format!("jwks-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("jwks.json");
+        std::fs::write(&path, jwks.to_string()).unwrap();
+        let verifier = TokenVerifier::from_settings(&AuthSettings {
+            issuer: ISSUER.to_owned(),
+            audience: AUDIENCE.to_owned(),
+            public_key_pem: None,
+            public_key_file: None,
+            jwks_file: Some(path),
+            leeway_secs: 5,
+        })
+        .unwrap();
+        let key = EncodingKey::from_ed_pem(private.as_bytes()).unwrap();
+        let sign = |kid: &str| {
+            let mut header = Header::new(Algorithm::EdDSA);
+            header.kid = Some(kid.to_owned());
+            jsonwebtoken::encode(&header, &claims(Scope::Admin), &key).unwrap()
+        };
+        assert!(verifier.verify(&sign("current")).is_ok());
+        assert!(
+            verifier.verify(&sign("old")).is_err(),
+            "the kid names the wrong key"
+        );
+        assert!(verifier.verify(&sign("unknown")).is_err());
     }
 
     #[test]
