@@ -348,9 +348,9 @@ pub async fn cancel(
         })?
     };
     let detail = request.reason.as_deref().map(str::trim).unwrap_or_default();
-    if detail.chars().count() > 200 {
+    if detail.chars().count() > 200 || detail.chars().any(char::is_control) {
         return Err(
-            ApiError::unprocessable("a reason is at most 200 characters")
+            ApiError::unprocessable("a reason is at most 200 printable characters")
                 .with_extension("field", "reason"),
         );
     }

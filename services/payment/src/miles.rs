@@ -71,9 +71,13 @@ pub async fn credit(
                 .with_extension("field", "miles"),
         );
     }
-    if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+    // Control characters (a NUL above all, which Postgres text cannot hold) are refused.
+    if reason.is_empty()
+        || reason.chars().count() > MAX_REASON_CHARS
+        || reason.chars().any(char::is_control)
+    {
         return Err(ApiError::unprocessable(format!(
-            "reason must be 1 to {MAX_REASON_CHARS} characters"
+            "reason must be 1 to {MAX_REASON_CHARS} printable characters"
         ))
         .with_extension("field", "reason"));
     }

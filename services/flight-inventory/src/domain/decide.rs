@@ -425,10 +425,13 @@ impl Flight {
     /// cancelled flight decides no events.
     pub fn cancel(&self, reason: &str) -> Result<Vec<FlightEvent>, FlightError> {
         let reason = reason.trim();
-        if reason.is_empty() || reason.chars().count() > MAX_REASON_LEN {
+        if reason.is_empty()
+            || reason.chars().count() > MAX_REASON_LEN
+            || reason.chars().any(char::is_control)
+        {
             return Err(FlightError::invalid(
                 "reason",
-                format!("must be 1 to {MAX_REASON_LEN} characters"),
+                format!("must be 1 to {MAX_REASON_LEN} printable characters"),
             ));
         }
         let flight = self.require_scheduled()?;
@@ -1245,7 +1248,13 @@ mod tests {
     #[test]
     fn a_cancellation_needs_a_reason() {
         let flight = scheduled_flight();
-        for reason in ["", "   ", &"x".repeat(MAX_REASON_LEN + 1)] {
+        for reason in [
+            "",
+            "   ",
+            &"x".repeat(MAX_REASON_LEN + 1),
+            "ash\0cloud",
+            "a\u{1b}[2J",
+        ] {
             assert_eq!(invalid_field(flight.cancel(reason).unwrap_err()), "reason");
         }
     }
