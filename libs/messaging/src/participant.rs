@@ -123,10 +123,6 @@ impl<H: Send + Sync + 'static> Participant<H> {
         self.after_commit = Some(Arc::new(move || Box::pin(hook())));
         self
     }
-
-    pub fn handler(&self) -> &H {
-        &self.handler
-    }
 }
 
 fn route<'a, H: Handles<M>, M: Message>(

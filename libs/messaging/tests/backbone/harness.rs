@@ -145,6 +145,20 @@ impl Harness {
             .unwrap()
     }
 
+    /// Applied messages whose sequence number is not above the one applied
+    /// before them for the same key (must always be 0).
+    pub async fn applied_out_of_order(&self) -> i64 {
+        sqlx::query_scalar(
+            "SELECT count(*) FROM (
+                 SELECT seq <= lag(seq) OVER (PARTITION BY key ORDER BY received) AS backwards
+                 FROM effects
+             ) ordered WHERE backwards",
+        )
+        .fetch_one(&self.pool)
+        .await
+        .unwrap()
+    }
+
     pub async fn unpublished(&self) -> i64 {
         sqlx::query_scalar("SELECT count(*) FROM outbox WHERE published_at IS NULL")
             .fetch_one(&self.pool)
