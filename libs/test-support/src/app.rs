@@ -23,15 +23,25 @@ use tokio::sync::OnceCell;
 use crate::http::read_json;
 use crate::tokens;
 use crate::{
-    brokers, kafka_settings, role_of, spawn, unique_topic_prefix, TestDatabase, TestService,
+    brokers, kafka_settings, role_of, spawn, spawn_process, unique_topic_prefix, TestDatabase,
+    TestService,
 };
 
 /// Connections in the pool a test uses to look behind a service's API; the
 /// concurrency tests race this many writers.
 const POOL_CONNECTIONS: u32 = 16;
 
-/// A service `S` running in-process on port 0 against a test database and
-/// broker; dropping it stops the service.
+/// Where a [`TestApp`]'s service runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Isolation {
+    /// A task of the test's own runtime: quick to start, cannot be killed.
+    InProcess,
+    /// A child process (see [`crate::process`]) the test can `kill -9`.
+    Process,
+}
+
+/// A service `S` running on port 0 against a test database and broker,
+/// in-process or in a process of its own; dropping it stops the service.
 pub struct TestApp<S: Service> {
     /// The database the service runs on; it holds every service's schema.
     pub database: TestDatabase,
@@ -39,7 +49,10 @@ pub struct TestApp<S: Service> {
     pub topic_prefix: String,
     pub client: Client,
     settings: Vec<(&'static str, String)>,
+    isolation: Isolation,
     service: Option<TestService>,
+    /// The port the service last listened on, which a restarted process keeps.
+    last_port: Option<u16>,
     pool: OnceCell<PgPool>,
     _service: PhantomData<fn() -> S>,
 }
@@ -75,12 +88,25 @@ impl<S: Service> TestApp<S> {
         topic_prefix: String,
         settings: &[(&'static str, String)],
     ) -> Self {
+        Self::spawn_isolated(Isolation::InProcess, database, topic_prefix, settings).await
+    }
+
+    /// As [`spawn_on`](Self::spawn_on), run as `isolation` says: a test that
+    /// [`kill`](Self::kill)s the service needs [`Isolation::Process`].
+    pub async fn spawn_isolated(
+        isolation: Isolation,
+        database: TestDatabase,
+        topic_prefix: String,
+        settings: &[(&'static str, String)],
+    ) -> Self {
         let mut app = Self {
             database,
             topic_prefix,
             client: Client::new(),
             settings: settings.to_vec(),
+            isolation,
             service: None,
+            last_port: None,
             pool: OnceCell::new(),
             _service: PhantomData,
         };
@@ -89,12 +115,27 @@ impl<S: Service> TestApp<S> {
     }
 
     /// Starts the service (again, after [`shut_down`](Self::shut_down) or
-    /// [`abort`](Self::abort)) on the same database, topics and settings, on a
-    /// new port; returns once it listens.
+    /// [`kill`](Self::kill)) on the same database, topics and settings;
+    /// returns once it listens. An in-process service comes back on a new
+    /// port; a process on the port it had, as a restarted pod keeps its
+    /// Service's address, so the services that call it need not be told.
     pub async fn start(&mut self) {
         assert!(self.service.is_none(), "{} is already running", S::NAME);
-        let service = spawn::<S>(&self.database, &self.topic_prefix, &self.settings).await;
-        self.service = Some(must(service, format_args!("start {}", S::NAME)));
+        let service = match self.isolation {
+            Isolation::InProcess => {
+                spawn::<S>(&self.database, &self.topic_prefix, &self.settings).await
+            }
+            Isolation::Process => {
+                let mut settings = self.settings.clone();
+                if let Some(port) = self.last_port {
+                    settings.push(("http.port", port.to_string()));
+                }
+                spawn_process::<S>(&self.database, &self.topic_prefix, &settings).await
+            }
+        };
+        let service = must(service, format_args!("start {}", S::NAME));
+        self.last_port = Some(service.address.port());
+        self.service = Some(service);
     }
 
     /// Graceful stop, as SIGTERM: in-flight work drains, consumers leave their
@@ -106,11 +147,13 @@ impl<S: Service> TestApp<S> {
         }
     }
 
-    /// Stops the service without waiting for it; see [`TestService::abort`]
-    /// for what that does and does not do (it is not `kill -9`).
-    pub fn abort(&mut self) {
+    /// `kill -9` of the service's process: no drain, no offset commit, no
+    /// leaving the consumer group. The database and topics stay for
+    /// [`start`](Self::start). Panics for a service started in-process (see
+    /// [`Isolation`]).
+    pub async fn kill(&mut self) {
         if let Some(service) = self.service.take() {
-            service.abort();
+            must(service.kill().await, format_args!("kill {}", S::NAME));
         }
     }
 

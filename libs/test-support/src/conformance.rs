@@ -9,7 +9,6 @@ use serde_json::Value;
 use service_kit::runtime::launch;
 use service_kit::settings::ServiceSettings;
 use service_kit::Service;
-use tokio::sync::oneshot;
 
 use crate::http::content_type;
 use crate::tokens;
@@ -271,17 +270,7 @@ async fn spawn_recording_routes<S: Service>(
         .iter()
         .map(|route| (route.method.to_string(), route.path.clone()))
         .collect();
-    let address = bound.local_addr();
-    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run_until(async move {
-        let _ = shutdown_rx.await;
-    }));
-    let service = TestService {
-        address,
-        shutdown: Some(shutdown_tx),
-        task,
-    };
-    Ok((service, routes))
+    Ok((TestService::serve(bound), routes))
 }
 
 /// `name` if `segment` is a whole-segment template `{name}` (the only kind

@@ -10,6 +10,8 @@
 //!   role and schema provisioned exactly as `make up` does;
 //! - [`spawn`] starts a service in-process against it on port 0 and returns
 //!   once the listener is bound, so tests never sleep waiting for a server;
+//!   [`spawn_process`] starts it in a process of its own, which a test can
+//!   `kill -9` ([`process`]);
 //! - [`fixtures`] are request bodies more than one crate's tests send;
 //! - [`http`] reads JSON answers, [`wait`] polls until something holds,
 //!   [`broker`] runs a private broker a test may stop and kill.
@@ -27,10 +29,11 @@ pub mod broker;
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+pub mod process;
 pub mod tokens;
 pub mod wait;
 
-pub use app::TestApp;
+pub use app::{Isolation, TestApp};
 pub use http::{read_json, strings_of};
 pub use wait::{eventually, poll_until};
 
@@ -40,7 +43,7 @@ use std::str::FromStr;
 use anyhow::Context;
 use secrecy::{ExposeSecret, SecretString};
 use service_kit::db::SchemaOwner;
-use service_kit::runtime::{launch, Service};
+use service_kit::runtime::{launch, BoundService, Service};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, PgConnection, PgPool};
 use tokio::sync::oneshot;
@@ -117,42 +120,79 @@ impl TestDatabase {
     }
 }
 
-/// A service running in-process; dropping it stops the service as
-/// [`abort`](Self::abort) does.
+/// A service a test started: in-process, or in a process of its own that
+/// the test can [`kill`](Self::kill). Dropping it stops the service at once
+/// (a task is aborted, a process killed).
 #[derive(Debug)]
 pub struct TestService {
     pub address: SocketAddr,
+    running: Running,
+}
+
+#[derive(Debug)]
+enum Running {
+    InProcess(InProcessService),
+    Process(Box<process::ServiceProcess>),
+}
+
+/// A service on a task of the test's runtime; dropping it aborts the task.
+#[derive(Debug)]
+struct InProcessService {
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<anyhow::Result<()>>,
 }
 
+impl Drop for InProcessService {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 impl TestService {
+    /// Serves `bound` on a task of the test's runtime.
+    pub(crate) fn serve(bound: BoundService) -> Self {
+        let address = bound.local_addr();
+        let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(bound.run_until(async move {
+            let _ = shutdown_rx.await;
+        }));
+        Self {
+            address,
+            running: Running::InProcess(InProcessService {
+                shutdown: Some(shutdown_tx),
+                task,
+            }),
+        }
+    }
+
     /// `http://127.0.0.1:PORT` followed by `path`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.address, path)
     }
 
     /// Graceful stop: waits for in-flight work to drain and reports how the service ended.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
+    pub async fn stop(self) -> anyhow::Result<()> {
+        match self.running {
+            Running::InProcess(mut service) => {
+                if let Some(shutdown) = service.shutdown.take() {
+                    let _ = shutdown.send(());
+                }
+                (&mut service.task).await.context("join the service task")?
+            }
+            Running::Process(process) => process.stop().await,
         }
-        (&mut self.task).await.context("join the service task")?
     }
 
-    /// Stops the service without waiting for it: aborts the task that runs
-    /// it and drops the shutdown sender. This is not `kill -9`: the server and
-    /// the workers run on tasks of their own, which see the shutdown and drain
-    /// as in a graceful stop, only unawaited and overlapping whatever starts
-    /// next. A real crash needs the service in a process of its own.
-    pub fn abort(self) {
-        self.task.abort();
-    }
-}
-
-impl Drop for TestService {
-    fn drop(&mut self) {
-        self.task.abort();
+    /// `kill -9`: the service stops at once and runs none of its shutdown
+    /// paths. Only a service in a process of its own can be killed; see
+    /// [`process`] for why.
+    pub async fn kill(self) -> anyhow::Result<()> {
+        match self.running {
+            Running::InProcess(_) => anyhow::bail!(
+                "an in-process service cannot be killed honestly; start it in a process of its own"
+            ),
+            Running::Process(process) => process.kill().await,
+        }
     }
 }
 
@@ -191,15 +231,22 @@ pub async fn spawn<S: Service>(
     let settings: service_kit::settings::ServiceSettings<S::Domain> =
         service_kit::settings::load_with_overrides(S::NAME, S::DEFAULT_SETTINGS, &overrides)?;
     let bound = launch::<S>(settings).await?;
-    let address = bound.local_addr();
-    let (shutdown_tx, shutdown_rx) = oneshot::channel::<()>();
-    let task = tokio::spawn(bound.run_until(async move {
-        let _ = shutdown_rx.await;
-    }));
+    Ok(TestService::serve(bound))
+}
+
+/// Starts `S` in a process of its own (see [`process`]) against `database`,
+/// with `extra` settings overrides on top; returns once it listens.
+pub async fn spawn_process<S: Service>(
+    database: &TestDatabase,
+    topic_prefix: &str,
+    extra: &[(&'static str, String)],
+) -> anyhow::Result<TestService> {
+    let mut overrides = overrides_for::<S>(database, topic_prefix);
+    overrides.extend_from_slice(extra);
+    let process = process::spawn::<S>(&overrides).await?;
     Ok(TestService {
-        address,
-        shutdown: Some(shutdown_tx),
-        task,
+        address: process.address,
+        running: Running::Process(Box::new(process)),
     })
 }
 

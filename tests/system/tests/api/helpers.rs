@@ -12,7 +12,7 @@ use payment::Payment;
 use serde_json::{json, Value};
 pub use test_support::eventually;
 use test_support::fixtures::schedule_body;
-use test_support::{poll_until, unique_topic_prefix, TestApp, TestDatabase};
+use test_support::{poll_until, unique_topic_prefix, Isolation, TestApp, TestDatabase};
 use uuid::Uuid;
 
 /// How long a saga may take in a test before it counts as stuck: generous,
@@ -24,9 +24,11 @@ pub const DECLINED: &str = "4000000000000002";
 pub const FLAKY_TWICE: &str = "4000000000000119";
 
 /// The four services, each a [`TestApp`] on the same database and topic
-/// prefix. A test may stop, abort and start any of them again
-/// ([`TestApp::shut_down`], [`TestApp::abort`], [`TestApp::start`]): it comes
-/// back on the same database, topics and settings, on a new port.
+/// prefix. A test may stop and start any of them again
+/// ([`TestApp::shut_down`], [`TestApp::start`]), and kill one with `kill -9`
+/// ([`TestApp::kill`]) when the system was started in processes
+/// ([`System::start_in_processes`]): it comes back on the same database,
+/// topics and settings.
 pub struct System {
     pub inventory: TestApp<FlightInventory>,
     pub payment: TestApp<Payment>,
@@ -50,25 +52,53 @@ impl System {
         brokers: Option<&str>,
         booking_settings: &[(&'static str, String)],
     ) -> Self {
+        Self::assemble(Isolation::InProcess, brokers, booking_settings).await
+    }
+
+    /// The whole system with every service in a process of its own, so that
+    /// a test can kill any of them with `kill -9`.
+    pub async fn start_in_processes() -> Self {
+        Self::assemble(Isolation::Process, None, &[]).await
+    }
+
+    async fn assemble(
+        isolation: Isolation,
+        brokers: Option<&str>,
+        booking_settings: &[(&'static str, String)],
+    ) -> Self {
         let shared_settings: Vec<(&'static str, String)> = brokers
             .map(|brokers| ("kafka.brokers", brokers.to_owned()))
             .into_iter()
             .collect();
         let database = TestDatabase::create().await.unwrap();
         let topic_prefix = unique_topic_prefix();
-        let inventory =
-            TestApp::spawn_on(database.clone(), topic_prefix.clone(), &shared_settings).await;
-        let payment =
-            TestApp::spawn_on(database.clone(), topic_prefix.clone(), &shared_settings).await;
-        let notification =
-            TestApp::spawn_on(database.clone(), topic_prefix.clone(), &shared_settings).await;
+        let (inventory, payment, notification) = tokio::join!(
+            TestApp::spawn_isolated(
+                isolation,
+                database.clone(),
+                topic_prefix.clone(),
+                &shared_settings
+            ),
+            TestApp::spawn_isolated(
+                isolation,
+                database.clone(),
+                topic_prefix.clone(),
+                &shared_settings
+            ),
+            TestApp::spawn_isolated(
+                isolation,
+                database.clone(),
+                topic_prefix.clone(),
+                &shared_settings
+            ),
+        );
         let mut settings = vec![
             ("delegates.inventory_url", inventory.url("")),
             ("delegates.payment_url", payment.url("")),
         ];
         settings.extend(shared_settings);
         settings.extend_from_slice(booking_settings);
-        let booking = TestApp::spawn_on(database, topic_prefix, &settings).await;
+        let booking = TestApp::spawn_isolated(isolation, database, topic_prefix, &settings).await;
         Self {
             inventory,
             payment,

@@ -3,6 +3,7 @@
 use serde_json::{json, Value};
 use test_support::broker::PrivateBroker;
 use test_support::strings_of;
+use uuid::Uuid;
 
 use crate::helpers::{
     booking_body, eventually, kinds, ledger, System, APPROVED, DECLINED, FLAKY_TWICE, PATIENCE,
@@ -297,7 +298,7 @@ async fn the_last_seats_are_sold_once_however_many_ask_for_them() {
     let requests: Vec<(String, Value)> = (0..5)
         .map(|i| {
             let body = booking_body(&format!("cust-race-{i}"), flight, 1, Some(APPROVED), 0);
-            (uuid::Uuid::now_v7().to_string(), body)
+            (Uuid::now_v7().to_string(), body)
         })
         .collect();
     let answers = futures::future::join_all(
@@ -335,24 +336,23 @@ async fn the_last_seats_are_sold_once_however_many_ask_for_them() {
     );
 }
 
-#[tokio::test]
-async fn sagas_in_flight_complete_after_booking_is_aborted_and_restarted() {
-    let mut system = System::start().await;
-    let flight = system.schedule_flight(20, "60.00").await;
+/// Books `count` seats on `flight`, one booking each, and returns their ids.
+async fn book_burst(system: &System, flight: Uuid, count: usize, tag: &str) -> Vec<Uuid> {
     let mut bookings = Vec::new();
-    for i in 0..5 {
-        let customer = format!("cust-crash-{i}");
+    for i in 0..count {
+        let customer = format!("cust-{tag}-{i}");
         bookings.push(
             system
                 .book(&booking_body(&customer, flight, 1, Some(APPROVED), 0))
                 .await,
         );
     }
+    bookings
+}
 
-    system.booking.abort();
-    system.booking.start().await;
-
-    for booking_id in &bookings {
+/// Every booking in `bookings` confirmed, charged once and told once.
+async fn assert_all_confirmed_once(system: &System, bookings: &[Uuid]) {
+    for booking_id in bookings {
         let booking = system.settled(*booking_id).await;
         assert_eq!(booking["status"], "confirmed", "{booking:#}");
         assert_eq!(
@@ -364,6 +364,53 @@ async fn sagas_in_flight_complete_after_booking_is_aborted_and_restarted() {
             pairs(&[("confirmation", "email"), ("confirmation", "sms")])
         );
     }
+}
+
+#[tokio::test]
+async fn sagas_in_flight_complete_after_booking_is_killed_and_restarted() {
+    let mut system = System::start_in_processes().await;
+    let flight = system.schedule_flight(20, "60.00").await;
+    let bookings = book_burst(&system, flight, 5, "kill-booking").await;
+
+    system.booking.kill().await;
+    system.booking.start().await;
+
+    assert_all_confirmed_once(&system, &bookings).await;
+    assert_eq!(system.availability(flight).await["sold"], 5);
+}
+
+#[tokio::test]
+async fn sagas_in_flight_complete_after_flight_inventory_is_killed_and_restarted() {
+    // The restarted consumer must get its partitions back once the killed
+    // member's session times out, well inside the hold step's budget: a
+    // hold that times out instead would compensate these bookings.
+    let mut system = System::start_in_processes().await;
+    let flight = system.schedule_flight(20, "60.00").await;
+    let bookings = book_burst(&system, flight, 5, "kill-inventory").await;
+
+    system.inventory.kill().await;
+    system.inventory.start().await;
+
+    assert_all_confirmed_once(&system, &bookings).await;
+    assert_eq!(system.availability(flight).await["sold"], 5);
+}
+
+#[tokio::test]
+async fn sagas_waiting_on_killed_payment_and_notification_complete_after_their_restart() {
+    let mut system = System::start_in_processes().await;
+    let flight = system.schedule_flight(20, "60.00").await;
+
+    // Notification is killed first, so every saga is certainly in flight
+    // while it is gone; payment (which booking asks to tokenize the card as
+    // it accepts a booking) right after the bookings are accepted, while
+    // their seats are being held.
+    system.notification.kill().await;
+    let bookings = book_burst(&system, flight, 5, "kill-payment").await;
+    system.payment.kill().await;
+    system.payment.start().await;
+    system.notification.start().await;
+
+    assert_all_confirmed_once(&system, &bookings).await;
     assert_eq!(system.availability(flight).await["sold"], 5);
 }
 
