@@ -28,7 +28,7 @@ check: ## Check the cross-service invariants against the running system (`make u
 load: ## Latency at 50, 150 and 300 bookings/s, then the highest sustained rate, beside pgbench baselines; then the invariants
 	cargo run --release -p loadgen -- --fixed-rates 50,150,300 --seconds 20 --find-max --steps 40,60,80,100,120,160,200,300 --step-seconds 15
 
-chaos: ## 5 runs x 200 bookings on a private stack: kill -9, broker kill, Postgres restart, rebalance, duplicates; invariants after each run
+chaos: ## 5 runs x 200 bookings on a private stack: kill -9, broker kill, Postgres restart, rebalance, duplicates, previous release beside the current; invariants after each run
 	@scripts/chaos.sh --runs 5 --bookings 200
 
 fmt: ## Format the code

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make chaos` and the CI-sized chaos run: builds the four services and the
-# harness, then runs tools/chaos with the arguments given (see
+# harness, and the previous release's services (scripts/previous-release.sh,
+# once per release), then runs tools/chaos with the arguments given (see
 # `chaos --help` and docs/chaos.md). The harness starts its own Postgres
 # cluster and Kafka broker on free loopback ports; the shared ones on 5432
 # and 9092 are never touched. Logs and reports: .local/chaos/<seed>/.
@@ -18,14 +19,16 @@ profile_flag=()
 
 args=("$@")
 if [[ "${1:-}" == --ci ]]; then
-  # One run, 50 bookings, one real kill -9 of a service and one of the broker.
-  args=(--runs 1 --bookings 50 --rate 2 --faults kill-service,kill-broker --max-minutes 5 "${@:2}")
+  # One run, 50 bookings: a real kill -9 of a service and one of the broker,
+  # and the previous release of every service beside the current one.
+  args=(--runs 1 --bookings 50 --rate 2 --faults kill-service,kill-broker,previous-release --max-minutes 8 "${@:2}")
 fi
 
 "$ROOT/scripts/kafka-broker.sh" install
 log "building the services and the chaos harness ($CHAOS_PROFILE)"
 cargo build --locked --quiet "${profile_flag[@]}" --bins \
   -p chaos -p flight-inventory -p booking -p payment -p notification
+previous_bin_dir=$("$ROOT/scripts/previous-release.sh")
 log "chaos ${args[*]}"
 cd "$ROOT"
-exec "$CARGO_TARGET_DIR/$CHAOS_PROFILE/chaos" "${args[@]}"
+exec "$CARGO_TARGET_DIR/$CHAOS_PROFILE/chaos" --previous-bin-dir "$previous_bin_dir" "${args[@]}"

@@ -976,6 +976,20 @@ impl ConsumerContext for GroupContext {
         rebalance: &Rebalance<'_>,
     ) {
         tracing::info!(consumer = self.consumer, rebalance = ?rebalance, "rebalance starting");
+        // A revoked partition's lag is another member's to report now; the
+        // last value this member saw would otherwise stay exported for good,
+        // and a sum over members would count it twice.
+        if let Rebalance::Revoke(partitions) = rebalance {
+            for element in partitions.elements() {
+                metrics::gauge!(
+                    "consumer_lag",
+                    "consumer" => self.consumer.clone(),
+                    "topic" => element.topic().to_owned(),
+                    "partition" => element.partition().to_string()
+                )
+                .set(0.0);
+            }
+        }
     }
 
     fn post_rebalance(

@@ -9,6 +9,12 @@
 //! - `restart-postgres`: `pg_ctl restart -m fast` of the private cluster;
 //! - `rebalance`: a second process of a service joins its consumer groups,
 //!   stays a while, and leaves (SIGTERM);
+//! - `previous-release`: a process of every service built from the previous
+//!   release (`--previous-bin-dir`) joins its consumer groups beside the
+//!   current one, on the schema the current release migrated; halfway
+//!   through, the current processes stop (SIGTERM) and the previous release
+//!   runs alone, as after a rollback; then the current ones start again and
+//!   the previous leave. Two releases exchange messages while bookings flow;
 //! - `duplicates`: messages a service's relay already published are read
 //!   back from its outbox and published again with the same id, key,
 //!   headers and payload — what a relay that crashes between publishing and
@@ -35,7 +41,7 @@ use sqlx::{ConnectOptions, Row};
 
 use crate::rng::SeededRng;
 use crate::services::{ConsumerCounts, Service};
-use crate::stack::{Infrastructure, RunStack};
+use crate::stack::{Infrastructure, Release, RunStack};
 use crate::traffic;
 
 /// How long the harness watches for a recovery before it records "not seen".
@@ -59,15 +65,17 @@ pub enum FaultKind {
     RestartPostgres,
     Rebalance,
     Duplicates,
+    PreviousRelease,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 5] = [
+    pub const ALL: [FaultKind; 6] = [
         FaultKind::KillService,
         FaultKind::KillBroker,
         FaultKind::RestartPostgres,
         FaultKind::Rebalance,
         FaultKind::Duplicates,
+        FaultKind::PreviousRelease,
     ];
 
     pub fn name(self) -> &'static str {
@@ -77,6 +85,7 @@ impl FaultKind {
             Self::RestartPostgres => "restart-postgres",
             Self::Rebalance => "rebalance",
             Self::Duplicates => "duplicates",
+            Self::PreviousRelease => "previous-release",
         }
     }
 }
@@ -120,6 +129,11 @@ impl std::fmt::Display for PlannedFault {
                 write!(f, " down {:.1}s", self.hold.as_secs_f64())
             }
             FaultKind::Rebalance => write!(f, " second member for {:.1}s", self.hold.as_secs_f64()),
+            FaultKind::PreviousRelease => write!(
+                f,
+                " previous release of every service for {:.1}s, alone for the second half",
+                self.hold.as_secs_f64()
+            ),
             FaultKind::RestartPostgres | FaultKind::Duplicates => Ok(()),
         }
     }
@@ -151,13 +165,15 @@ pub fn plan(
                 FaultKind::KillService | FaultKind::Rebalance | FaultKind::Duplicates => {
                     Some(Service::ALL[rng.below(Service::ALL.len() as u64) as usize])
                 }
-                FaultKind::KillBroker | FaultKind::RestartPostgres => None,
+                FaultKind::KillBroker | FaultKind::RestartPostgres | FaultKind::PreviousRelease => {
+                    None
+                }
             };
             let hold = match kind {
                 FaultKind::KillService | FaultKind::KillBroker => {
                     rng.between(Duration::from_millis(500), Duration::from_secs(5))
                 }
-                FaultKind::Rebalance => {
+                FaultKind::Rebalance | FaultKind::PreviousRelease => {
                     rng.between(Duration::from_secs(3), Duration::from_secs(10))
                 }
                 FaultKind::RestartPostgres | FaultKind::Duplicates => Duration::ZERO,
@@ -294,32 +310,67 @@ async fn inject(
             let service = fault.service.context("a rebalance needs a service")?;
             let joined = Instant::now();
             let http = context.http;
-            let second = context.stack.start_second_member(service, http).await?;
+            context
+                .stack
+                .start_extra_member(service, Release::Current, http)
+                .await?;
             record.ready_after = Some(joined.elapsed());
             // Did the newcomer get partitions and apply anything while it stayed?
-            let deadline = joined + fault.hold.max(Duration::from_secs(1));
-            let mut second_applied = None;
-            while Instant::now() < deadline {
-                if second_applied.is_none()
-                    && second
-                        .consumer_counts(http)
-                        .await
-                        .is_ok_and(|counts| counts.handled > 0.0)
-                {
-                    second_applied = Some(joined.elapsed());
-                }
-                tokio::time::sleep(RECOVERY_POLL).await;
+            let window = fault.hold.max(Duration::from_secs(1));
+            for (member, applied) in watch_extra_members(context, joined, window).await {
+                record
+                    .consuming_after
+                    .insert(format!("{member} (member 2, from joining)"), applied);
             }
-            record.consuming_after.insert(
-                format!("{service} (member 2, from joining)"),
-                second_applied,
-            );
-            if let Some(mut second) = context.stack.second_member.take() {
-                second.stop().await?;
-            }
+            context.stack.stop_extra_member(service).await?;
             let left = Instant::now();
             let baselines = counters(context, &[service]).await;
             measure(context, &mut record, left, baselines, &probe_key).await;
+        }
+        FaultKind::PreviousRelease => {
+            // Every service at once, so that each pair of services meets in
+            // every combination of releases while both run.
+            let joined = Instant::now();
+            let http = context.http;
+            for service in Service::ALL {
+                context
+                    .stack
+                    .start_extra_member(service, Release::Previous, http)
+                    .await?;
+            }
+            record.ready_after = Some(joined.elapsed());
+            let half = fault.hold.max(Duration::from_secs(2)) / 2;
+            for (service, applied) in watch_extra_members(context, joined, half).await {
+                record
+                    .consuming_after
+                    .insert(format!("{service} (previous release, beside)"), applied);
+            }
+            // The current release goes (booking, the saga's driver, first):
+            // the previous one runs alone, as after a rollback.
+            for service in Service::ALL.iter().rev() {
+                context.stack.process_mut(*service)?.stop().await?;
+            }
+            let alone_since = Instant::now();
+            for (service, applied) in watch_extra_members(context, alone_since, half).await {
+                record
+                    .consuming_after
+                    .insert(format!("{service} (previous release, alone)"), applied);
+            }
+            let restarted = Instant::now();
+            for service in Service::ALL {
+                let current = context.stack.process_mut(service)?;
+                current.spawn()?;
+                current.wait_ready(http).await?;
+            }
+            for service in Service::ALL.iter().rev() {
+                context.stack.stop_extra_member(*service).await?;
+            }
+            // Fresh processes: their counters start at zero.
+            let baselines = Service::ALL
+                .iter()
+                .map(|service| (*service, ConsumerCounts::default()))
+                .collect();
+            measure(context, &mut record, restarted, baselines, &probe_key).await;
         }
         FaultKind::Duplicates => {
             let service = fault.service.context("duplicates need a service")?;
@@ -348,6 +399,43 @@ async fn inject(
         }
     }
     Ok(record)
+}
+
+/// Watches the extra members for `window`: how long after `since` each had
+/// applied a message more than when the watch began; `None` if it applied none.
+async fn watch_extra_members(
+    context: &FaultContext<'_>,
+    since: Instant,
+    window: Duration,
+) -> BTreeMap<Service, Option<Duration>> {
+    let members = &context.stack.extra_members;
+    let mut baselines = BTreeMap::new();
+    for (service, member) in members {
+        let handled = member
+            .consumer_counts(context.http)
+            .await
+            .map_or(0.0, |counts| counts.handled);
+        baselines.insert(*service, handled);
+    }
+    let mut applied: BTreeMap<Service, Option<Duration>> =
+        members.keys().map(|service| (*service, None)).collect();
+    let deadline = since + window;
+    while Instant::now() < deadline {
+        for (service, first) in applied.iter_mut().filter(|(_, first)| first.is_none()) {
+            let (Some(member), Some(base)) = (members.get(service), baselines.get(service)) else {
+                continue;
+            };
+            if member
+                .consumer_counts(context.http)
+                .await
+                .is_ok_and(|counts| counts.handled > *base)
+            {
+                *first = Some(since.elapsed());
+            }
+        }
+        tokio::time::sleep(RECOVERY_POLL).await;
+    }
+    applied
 }
 
 /// Watches the consumers of the processes in `baselines` until each has
@@ -552,6 +640,29 @@ mod tests {
         assert_eq!(kinds, vec![FaultKind::KillService, FaultKind::KillBroker]);
         for fault in &faults {
             assert!(fault.at >= Duration::from_millis(1250) && fault.at <= Duration::from_secs(19));
+        }
+    }
+
+    #[test]
+    fn the_previous_release_replaces_every_service_and_kills_target_one() {
+        let faults = plan(
+            &mut SeededRng::new(11),
+            &FaultKind::ALL,
+            FaultKind::ALL.len(),
+            Duration::from_secs(40),
+        );
+        for fault in faults {
+            match fault.kind {
+                FaultKind::PreviousRelease | FaultKind::KillBroker | FaultKind::RestartPostgres => {
+                    assert_eq!(fault.service, None, "{fault}")
+                }
+                FaultKind::KillService | FaultKind::Rebalance | FaultKind::Duplicates => {
+                    assert!(fault.service.is_some(), "{fault}")
+                }
+            }
+            if fault.kind == FaultKind::PreviousRelease {
+                assert!(fault.hold >= Duration::from_secs(3), "{fault}");
+            }
         }
     }
 

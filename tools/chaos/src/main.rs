@@ -32,7 +32,7 @@ use crate::faults::{FaultContext, FaultKind};
 use crate::report::{RunSummary, Summary};
 use crate::rng::SeededRng;
 use crate::services::Service;
-use crate::stack::{Infrastructure, RunStack};
+use crate::stack::{Binaries, Infrastructure, RunStack};
 
 #[derive(Debug, Parser)]
 #[command(about)]
@@ -53,7 +53,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill-service,kill-broker,restart-postgres,rebalance,duplicates"
+        default_value = "kill-service,kill-broker,restart-postgres,rebalance,duplicates,previous-release"
     )]
     faults: Vec<FaultKind>,
     /// Faults per run; by default one of each enabled kind.
@@ -68,6 +68,10 @@ struct Args {
     /// Where the service binaries are; default: next to this one.
     #[arg(long)]
     bin_dir: Option<PathBuf>,
+    /// Where the previous release's service binaries are, for the
+    /// previous-release fault (`scripts/previous-release.sh` builds them).
+    #[arg(long)]
+    previous_bin_dir: Option<PathBuf>,
     /// Logs and reports go to <out-dir>/<seed>/.
     #[arg(long, default_value = ".local/chaos")]
     out_dir: PathBuf,
@@ -142,7 +146,16 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 % 1_000_000_000
         }
     };
-    let bin_dir = stack::locate_binaries(args.bin_dir.clone())?;
+    let binaries = Binaries {
+        current: stack::locate_binaries(args.bin_dir.clone())?,
+        previous: match &args.previous_bin_dir {
+            Some(dir) => Some(stack::locate_binaries(Some(dir.clone()))?),
+            None if args.faults.contains(&FaultKind::PreviousRelease) => bail!(
+                "the previous-release fault needs --previous-bin-dir (scripts/chaos.sh builds it)"
+            ),
+            None => None,
+        },
+    };
     let out_dir =
         std::path::absolute(args.out_dir.join(seed.to_string())).context("resolve --out-dir")?;
     std::fs::create_dir_all(&out_dir).with_context(|| format!("create {}", out_dir.display()))?;
@@ -209,7 +222,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
             run_seed,
             &schedule,
             &log_dir,
-            &bin_dir,
+            &binaries,
             &http,
         )
         .await;
@@ -268,7 +281,7 @@ async fn one_run(
     run_seed: u64,
     schedule: &[faults::PlannedFault],
     log_dir: &std::path::Path,
-    bin_dir: &std::path::Path,
+    binaries: &Binaries,
     http: &reqwest::Client,
 ) -> anyhow::Result<RunSummary> {
     let run_started = Instant::now();
@@ -278,7 +291,7 @@ async fn one_run(
         infrastructure,
         &database,
         &topic_prefix,
-        bin_dir,
+        binaries,
         log_dir,
         http,
     )

@@ -88,7 +88,8 @@ impl StackAddresses {
     }
 }
 
-/// One process of a service (member 1, or the second member a rebalance adds).
+/// One process of a service: member 1; member 2, the second a rebalance
+/// adds; member 3, the previous release's.
 #[derive(Debug)]
 pub struct ServiceProcess {
     pub service: Service,
@@ -130,10 +131,10 @@ impl ServiceProcess {
     }
 
     pub fn label(&self) -> String {
-        if self.member == 1 {
-            self.service.name().to_owned()
-        } else {
-            format!("{} (member {})", self.service, self.member)
+        match self.member {
+            1 => self.service.name().to_owned(),
+            3 => format!("{} (member 3, previous release)", self.service),
+            member => format!("{} (member {member})", self.service),
         }
     }
 

@@ -43,14 +43,33 @@ impl Infrastructure {
     }
 }
 
+/// Where the service binaries are.
+#[derive(Debug, Clone)]
+pub struct Binaries {
+    /// The binaries under test.
+    pub current: PathBuf,
+    /// The previous release's, for the previous-release fault.
+    pub previous: Option<PathBuf>,
+}
+
+/// Which build a process runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Release {
+    /// The binaries under test.
+    Current,
+    /// The release before them (`--previous-bin-dir`).
+    Previous,
+}
+
 /// One run's services.
 #[derive(Debug)]
 pub struct RunStack {
     pub addresses: StackAddresses,
     pub services: BTreeMap<Service, ServiceProcess>,
-    /// The second member a rebalance fault starts, while it runs.
-    pub second_member: Option<ServiceProcess>,
-    bin_dir: PathBuf,
+    /// The extra member per service a rebalance or previous-release fault
+    /// starts, while it runs.
+    pub extra_members: BTreeMap<Service, ServiceProcess>,
+    binaries: Binaries,
     log_dir: PathBuf,
 }
 
@@ -62,7 +81,7 @@ impl RunStack {
         infrastructure: &Infrastructure,
         database: &str,
         topic_prefix: &str,
-        bin_dir: &Path,
+        binaries: &Binaries,
         log_dir: &Path,
         http: &reqwest::Client,
     ) -> anyhow::Result<Self> {
@@ -92,8 +111,8 @@ impl RunStack {
         };
         let mut stack = Self {
             services: BTreeMap::new(),
-            second_member: None,
-            bin_dir: bin_dir.to_path_buf(),
+            extra_members: BTreeMap::new(),
+            binaries: binaries.clone(),
             log_dir: log_dir.to_path_buf(),
             addresses,
         };
@@ -104,8 +123,14 @@ impl RunStack {
                 .get(&service)
                 .copied()
                 .unwrap_or_default();
-            let mut process =
-                ServiceProcess::new(service, 1, port, bin_dir, log_dir, &stack.addresses);
+            let mut process = ServiceProcess::new(
+                service,
+                1,
+                port,
+                &binaries.current,
+                log_dir,
+                &stack.addresses,
+            );
             process.spawn()?;
             process.wait_ready(http).await?;
             stack.services.insert(service, process);
@@ -125,27 +150,47 @@ impl RunStack {
             .with_context(|| format!("{service} is not part of the stack"))
     }
 
-    /// Starts a second process of `service`: same database, same consumer
-    /// groups, its own HTTP port. Returns once it is ready.
-    pub async fn start_second_member(
+    /// Starts another process of `service`, of `release`: same database,
+    /// same consumer groups, its own HTTP port. Returns once it is ready.
+    pub async fn start_extra_member(
         &mut self,
         service: Service,
+        release: Release,
         http: &reqwest::Client,
-    ) -> anyhow::Result<&mut ServiceProcess> {
-        if self.second_member.is_some() {
-            bail!("a second member is running already");
+    ) -> anyhow::Result<()> {
+        if self.extra_members.contains_key(&service) {
+            bail!("an extra member of {service} is running already");
         }
+        let (member, bin_dir) = match release {
+            Release::Current => (2, &self.binaries.current),
+            Release::Previous => (
+                3,
+                self.binaries
+                    .previous
+                    .as_ref()
+                    .context("the previous-release fault needs --previous-bin-dir")?,
+            ),
+        };
         let mut process = ServiceProcess::new(
             service,
-            2,
+            member,
             free_port()?,
-            &self.bin_dir,
+            bin_dir,
             &self.log_dir,
             &self.addresses,
         );
         process.spawn()?;
         process.wait_ready(http).await?;
-        Ok(self.second_member.insert(process))
+        self.extra_members.insert(service, process);
+        Ok(())
+    }
+
+    /// Stops (SIGTERM) the extra member of `service`, if one runs.
+    pub async fn stop_extra_member(&mut self, service: Service) -> anyhow::Result<()> {
+        if let Some(mut member) = self.extra_members.remove(&service) {
+            member.stop().await?;
+        }
+        Ok(())
     }
 
     /// Fails if a service process has exited on its own: a fault must never
@@ -155,7 +200,7 @@ impl RunStack {
         let processes = self
             .services
             .values_mut()
-            .chain(self.second_member.as_mut());
+            .chain(self.extra_members.values_mut());
         for process in processes {
             if let Some(status) = process.exited()? {
                 bail!(
@@ -170,9 +215,10 @@ impl RunStack {
 
     /// SIGTERM to every process, booking (the saga's driver) first.
     pub async fn stop(&mut self) -> anyhow::Result<()> {
-        if let Some(mut second) = self.second_member.take() {
-            second.stop().await?;
+        for member in self.extra_members.values_mut() {
+            member.stop().await?;
         }
+        self.extra_members.clear();
         for service in Service::ALL.iter().rev() {
             if let Some(process) = self.services.get_mut(service) {
                 process.stop().await?;
