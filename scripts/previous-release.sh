@@ -26,8 +26,8 @@ log "building the previous release ${commit:0:12} (once per commit; into $target
 rm -rf "$source_dir"
 mkdir -p "$source_dir"
 git -C "$ROOT" archive "$commit" | tar -x -C "$source_dir"
-# No debug info: these binaries are only run, never debugged, and it halves the build.
-(cd "$source_dir" && CARGO_TARGET_DIR="$target_dir" CARGO_PROFILE_DEV_DEBUG=0 \
+# No debug info and no incremental state: these binaries are built once and only run.
+(cd "$source_dir" && CARGO_TARGET_DIR="$target_dir" CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0 \
   cargo build --locked --quiet --bins -p flight-inventory -p booking -p payment -p notification) >&2
 echo "$commit" >"$stamp"
 rm -rf "$source_dir"
