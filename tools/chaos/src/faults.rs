@@ -11,10 +11,12 @@
 //!   stays a while, and leaves (SIGTERM);
 //! - `previous-release`: a process of every service built from the previous
 //!   release (`--previous-bin-dir`) joins its consumer groups beside the
-//!   current one, on the schema the current release migrated; halfway
-//!   through, the current processes stop (SIGTERM) and the previous release
-//!   runs alone, as after a rollback; then the current ones start again and
-//!   the previous leave. Two releases exchange messages while bookings flow;
+//!   current one, on the schema the current release migrated, until each has
+//!   applied a message; then every current process is replaced by the
+//!   previous release on its port (a rollback) and a booking must go all
+//!   the way through it; then the current release comes back (roll forward)
+//!   and the extra members leave. Two releases exchange messages while
+//!   bookings flow;
 //! - `duplicates`: messages a service's relay already published are read
 //!   back from its outbox and published again with the same id, key,
 //!   headers and payload — what a relay that crashes between publishing and
@@ -47,6 +49,9 @@ use crate::traffic;
 /// How long the harness watches for a recovery before it records "not seen".
 const RECOVERY_WINDOW: Duration = Duration::from_secs(120);
 const RECOVERY_POLL: Duration = Duration::from_millis(200);
+/// How long the previous release may take to apply a message beside the
+/// current one before the harness moves on (and records "not seen").
+const PHASE_WINDOW: Duration = Duration::from_secs(30);
 /// Messages re-published by one `duplicates` fault, at most.
 const DUPLICATES_PER_FAULT: i64 = 30;
 /// The saga's topics, which every message of a booking crosses.
@@ -131,8 +136,7 @@ impl std::fmt::Display for PlannedFault {
             FaultKind::Rebalance => write!(f, " second member for {:.1}s", self.hold.as_secs_f64()),
             FaultKind::PreviousRelease => write!(
                 f,
-                " previous release of every service for {:.1}s, alone for the second half",
-                self.hold.as_secs_f64()
+                " previous release of every service beside the current, then rolled back to and forward again"
             ),
             FaultKind::RestartPostgres | FaultKind::Duplicates => Ok(()),
         }
@@ -215,6 +219,22 @@ pub struct FaultRecord {
     pub duplicates_recognised: u64,
 }
 
+impl FaultRecord {
+    fn blank(planned: PlannedFault, started_at: Duration) -> Self {
+        Self {
+            planned,
+            started_at,
+            killed_pid: None,
+            ready_after: None,
+            consuming_after: BTreeMap::new(),
+            probe_settled_after: None,
+            probe_outcome: String::new(),
+            duplicates_published: 0,
+            duplicates_recognised: 0,
+        }
+    }
+}
+
 /// Everything a fault needs to reach.
 #[derive(Debug)]
 pub struct FaultContext<'a> {
@@ -263,17 +283,7 @@ async fn inject(
     index: usize,
     started_at: Duration,
 ) -> anyhow::Result<FaultRecord> {
-    let mut record = FaultRecord {
-        planned: fault.clone(),
-        started_at,
-        killed_pid: None,
-        ready_after: None,
-        consuming_after: BTreeMap::new(),
-        probe_settled_after: None,
-        probe_outcome: String::new(),
-        duplicates_published: 0,
-        duplicates_recognised: 0,
-    };
+    let mut record = FaultRecord::blank(fault.clone(), started_at);
     let probe_key = format!("{}-{index}", context.probe_prefix);
     match fault.kind {
         FaultKind::KillService => {
@@ -317,7 +327,7 @@ async fn inject(
             record.ready_after = Some(joined.elapsed());
             // Did the newcomer get partitions and apply anything while it stayed?
             let window = fault.hold.max(Duration::from_secs(1));
-            for (member, applied) in watch_extra_members(context, joined, window).await {
+            for (member, applied) in watch_extra_members(context, joined, window, false).await {
                 record
                     .consuming_after
                     .insert(format!("{member} (member 2, from joining)"), applied);
@@ -329,9 +339,9 @@ async fn inject(
         }
         FaultKind::PreviousRelease => {
             // Every service at once, so that each pair of services meets in
-            // every combination of releases while both run.
-            let joined = Instant::now();
+            // every combination of releases.
             let http = context.http;
+            let joined = Instant::now();
             for service in Service::ALL {
                 context
                     .stack
@@ -339,38 +349,76 @@ async fn inject(
                     .await?;
             }
             record.ready_after = Some(joined.elapsed());
-            let half = fault.hold.max(Duration::from_secs(2)) / 2;
-            for (service, applied) in watch_extra_members(context, joined, half).await {
+            // Beside: both releases in every consumer group, until each
+            // previous member has applied a message (bounded).
+            let window = fault.hold.max(PHASE_WINDOW);
+            for (service, applied) in watch_extra_members(context, joined, window, true).await {
                 record
                     .consuming_after
                     .insert(format!("{service} (previous release, beside)"), applied);
             }
-            // The current release goes (booking, the saga's driver, first):
-            // the previous one runs alone, as after a rollback.
+            // Rollback: each current process replaced by the previous
+            // release on its port, booking (the saga's driver) first; a
+            // booking must then go all the way through the previous release
+            // on the current schema.
             for service in Service::ALL.iter().rev() {
-                context.stack.process_mut(*service)?.stop().await?;
+                context
+                    .stack
+                    .restart_as(*service, Release::Previous, http)
+                    .await?;
             }
-            let alone_since = Instant::now();
-            for (service, applied) in watch_extra_members(context, alone_since, half).await {
-                record
-                    .consuming_after
-                    .insert(format!("{service} (previous release, alone)"), applied);
+            let rolled_back = Instant::now();
+            let mut rollback = FaultRecord::blank(fault.clone(), started_at);
+            let baselines = fresh_counters();
+            let rollback_key = format!("{probe_key}-rolled-back");
+            measure(
+                context,
+                &mut rollback,
+                rolled_back,
+                baselines,
+                &rollback_key,
+            )
+            .await;
+            for (service, applied) in rollback.consuming_after {
+                record.consuming_after.insert(
+                    format!("{service} (previous release, rolled back)"),
+                    applied,
+                );
+            }
+            if rollback.probe_settled_after.is_none() {
+                bail!(
+                    "a booking through the previous release did not settle: {}",
+                    rollback.probe_outcome
+                );
+            }
+            // Roll forward again, and the extra members leave.
+            for service in Service::ALL.iter().rev() {
+                context
+                    .stack
+                    .restart_as(*service, Release::Current, http)
+                    .await?;
             }
             let restarted = Instant::now();
-            for service in Service::ALL {
-                let current = context.stack.process_mut(service)?;
-                current.spawn()?;
-                current.wait_ready(http).await?;
-            }
             for service in Service::ALL.iter().rev() {
                 context.stack.stop_extra_member(*service).await?;
             }
-            // Fresh processes: their counters start at zero.
-            let baselines = Service::ALL
-                .iter()
-                .map(|service| (*service, ConsumerCounts::default()))
-                .collect();
-            measure(context, &mut record, restarted, baselines, &probe_key).await;
+            measure(
+                context,
+                &mut record,
+                restarted,
+                fresh_counters(),
+                &probe_key,
+            )
+            .await;
+            record.probe_outcome = format!(
+                "{} (rolled back: {} after {:.1}s)",
+                record.probe_outcome,
+                rollback.probe_outcome,
+                rollback
+                    .probe_settled_after
+                    .unwrap_or_default()
+                    .as_secs_f64()
+            );
         }
         FaultKind::Duplicates => {
             let service = fault.service.context("duplicates need a service")?;
@@ -401,12 +449,22 @@ async fn inject(
     Ok(record)
 }
 
-/// Watches the extra members for `window`: how long after `since` each had
-/// applied a message more than when the watch began; `None` if it applied none.
+/// Counters of processes that have just started: zero.
+fn fresh_counters() -> BTreeMap<Service, ConsumerCounts> {
+    Service::ALL
+        .iter()
+        .map(|service| (*service, ConsumerCounts::default()))
+        .collect()
+}
+
+/// Watches the extra members for `window` (or until each has applied one,
+/// with `until_all_applied`): how long after `since` each had applied a
+/// message more than when the watch began; `None` if it applied none.
 async fn watch_extra_members(
     context: &FaultContext<'_>,
     since: Instant,
     window: Duration,
+    until_all_applied: bool,
 ) -> BTreeMap<Service, Option<Duration>> {
     let members = &context.stack.extra_members;
     let mut baselines = BTreeMap::new();
@@ -421,6 +479,9 @@ async fn watch_extra_members(
         members.keys().map(|service| (*service, None)).collect();
     let deadline = since + window;
     while Instant::now() < deadline {
+        if until_all_applied && applied.values().all(Option::is_some) {
+            break;
+        }
         for (service, first) in applied.iter_mut().filter(|(_, first)| first.is_none()) {
             let (Some(member), Some(base)) = (members.get(service), baselines.get(service)) else {
                 continue;

@@ -130,6 +130,12 @@ impl ServiceProcess {
         format!("http://127.0.0.1:{}{path}", self.port)
     }
 
+    /// Runs the binary in `bin_dir` from the next [`spawn`](Self::spawn) on
+    /// (another release of the same service).
+    pub fn switch_binary(&mut self, bin_dir: &Path) {
+        self.binary = bin_dir.join(self.service.name());
+    }
+
     pub fn label(&self) -> String {
         match self.member {
             1 => self.service.name().to_owned(),

@@ -161,16 +161,11 @@ impl RunStack {
         if self.extra_members.contains_key(&service) {
             bail!("an extra member of {service} is running already");
         }
-        let (member, bin_dir) = match release {
-            Release::Current => (2, &self.binaries.current),
-            Release::Previous => (
-                3,
-                self.binaries
-                    .previous
-                    .as_ref()
-                    .context("the previous-release fault needs --previous-bin-dir")?,
-            ),
+        let member = match release {
+            Release::Current => 2,
+            Release::Previous => 3,
         };
+        let bin_dir = self.bin_dir(release)?;
         let mut process = ServiceProcess::new(
             service,
             member,
@@ -183,6 +178,34 @@ impl RunStack {
         process.wait_ready(http).await?;
         self.extra_members.insert(service, process);
         Ok(())
+    }
+
+    /// Stops `service`'s process (SIGTERM) and starts it again on its port
+    /// from `release`'s binary, as a rollback or a roll forward does.
+    pub async fn restart_as(
+        &mut self,
+        service: Service,
+        release: Release,
+        http: &reqwest::Client,
+    ) -> anyhow::Result<()> {
+        let bin_dir = self.bin_dir(release)?.to_path_buf();
+        let process = self.process_mut(service)?;
+        process.stop().await?;
+        process.switch_binary(&bin_dir);
+        process.spawn()?;
+        process.wait_ready(http).await?;
+        Ok(())
+    }
+
+    fn bin_dir(&self, release: Release) -> anyhow::Result<&Path> {
+        match release {
+            Release::Current => Ok(&self.binaries.current),
+            Release::Previous => self
+                .binaries
+                .previous
+                .as_deref()
+                .context("the previous-release fault needs --previous-bin-dir"),
+        }
     }
 
     /// Stops (SIGTERM) the extra member of `service`, if one runs.
