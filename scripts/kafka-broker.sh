@@ -102,6 +102,11 @@ run_broker() {
       --cluster-id "$cluster_id" --config "$data_dir/server.properties" --ignore-formatted >/dev/null \
       || die "could not format $data_dir/log"
   fi
+  # Every partition keeps its segment and index files open: the tests make
+  # a topic set per test, thousands of partitions in one `make test`, and at
+  # the usual 20,000 descriptors the broker stops accepting connections
+  # ("Too many open files"). Raise the limit as far as we may.
+  ulimit -n 262144 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   exec "${JAVA_CMD[@]}" kafka.Kafka "$data_dir/server.properties"
 }
 

@@ -17,6 +17,8 @@ cargo clippy --locked --workspace --all-targets -- -D warnings
 
 log "dropping the previous run's test databases"
 cargo run --locked --quiet -p contrail-admin -- --admin-url "$PG_URL" drop-test-databases
+log "deleting the previous run's test topics"
+cargo run --locked --quiet -p contrail-admin -- --admin-url "$PG_URL" drop-test-topics --brokers "$BROKER_HOST:$BROKER_PORT"
 
 export CONTRAIL_TEST_ADMIN_URL="$PG_URL"
 export CONTRAIL_TEST_BROKERS="$BROKER_HOST:$BROKER_PORT"

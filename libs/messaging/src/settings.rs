@@ -42,6 +42,22 @@ pub struct KafkaSettings {
     pub client: std::collections::BTreeMap<String, SecretString>,
 }
 
+impl KafkaSettings {
+    /// `brokers`, everything else at its default: for tools that only talk
+    /// to the broker (an admin command, a benchmark).
+    pub fn for_brokers(brokers: impl Into<String>) -> Self {
+        Self {
+            brokers: brokers.into(),
+            topic_prefix: String::new(),
+            partitions: default_partitions(),
+            replication_factor: default_replication_factor(),
+            relay: RelaySettings::default(),
+            consumer: ConsumerSettings::default(),
+            client: std::collections::BTreeMap::new(),
+        }
+    }
+}
+
 fn default_partitions() -> i32 {
     3
 }

@@ -41,3 +41,41 @@ pub async fn ensure_topics(kafka: &KafkaSettings, topics: &[&str]) -> anyhow::Re
     }
     Ok(())
 }
+
+/// Deletes every topic on `kafka`'s brokers whose name `doomed` accepts, in
+/// batches; returns how many were deleted. For tools that clean up after
+/// tests, never for a service.
+pub async fn delete_topics_where(
+    kafka: &KafkaSettings,
+    doomed: impl Fn(&str) -> bool,
+) -> anyhow::Result<usize> {
+    const BATCH: usize = 500;
+    let admin: AdminClient<DefaultClientContext> = client_config(kafka, "contrail-topic-cleanup")
+        .create()
+        .context("create the kafka admin client")?;
+    let metadata = admin
+        .inner()
+        .fetch_metadata(None, Duration::from_secs(30))
+        .context("list the topics")?;
+    let names: Vec<String> = metadata
+        .topics()
+        .iter()
+        .map(|topic| topic.name().to_owned())
+        .filter(|name| doomed(name))
+        .collect();
+    let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(60)));
+    for batch in names.chunks(BATCH) {
+        let batch: Vec<&str> = batch.iter().map(String::as_str).collect();
+        let results = admin
+            .delete_topics(&batch, &options)
+            .await
+            .context("delete topics")?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((topic, code)) => anyhow::bail!("delete topic {topic}: {code}"),
+            }
+        }
+    }
+    Ok(names.len())
+}

@@ -4,6 +4,7 @@
 //!   schema that role owns, and revoke everything else (run by `make up`, or
 //!   as a Kubernetes Job before the services start);
 //! - `drop-test-databases`: remove the `contrail_test_*` databases the test suite leaves behind;
+//! - `drop-test-topics`: remove the topics the test suite leaves on a broker;
 //! - `keygen`: create a development token issuer (an Ed25519 key pair in
 //!   `.local/auth/`, never committed) unless one exists;
 //! - `token`: mint a development bearer token from that key
@@ -43,6 +44,14 @@ enum Command {
     },
     /// Drop every `contrail_test_*` database.
     DropTestDatabases,
+    /// Delete the topics earlier test runs left on the broker (named with
+    /// `test_support::unique_topic_prefix`: `t` + 32 hex digits + `.`).
+    /// Every partition holds open files, and a broker that accumulates
+    /// tens of thousands stops accepting connections.
+    DropTestTopics {
+        #[arg(long, default_value = "127.0.0.1:9092")]
+        brokers: String,
+    },
     /// Create the development token issuer's key pair, unless it exists.
     Keygen {
         #[arg(long, default_value = ".local/auth")]
@@ -101,6 +110,11 @@ async fn main() -> anyhow::Result<()> {
             tracing::info!(database, roles = owners.len(), "provisioned");
         }
         Command::DropTestDatabases => drop_test_databases(&cli.admin_url).await?,
+        Command::DropTestTopics { brokers } => {
+            let kafka = messaging::KafkaSettings::for_brokers(brokers);
+            let deleted = messaging::topics::delete_topics_where(&kafka, is_test_topic).await?;
+            tracing::info!(deleted, "test topics deleted");
+        }
         Command::Keygen { dir } => {
             development::keygen(&dir)?;
             tracing::info!(dir = %dir.display(), "the development token issuer is ready");
@@ -133,6 +147,18 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Whether `topic` belongs to a test: `t` + 32 lowercase hex digits + `.`,
+/// the shape of `test_support::unique_topic_prefix`.
+fn is_test_topic(topic: &str) -> bool {
+    topic.split_once('.').is_some_and(|(prefix, _)| {
+        prefix.len() == 33
+            && prefix.starts_with('t')
+            && prefix[1..]
+                .bytes()
+                .all(|byte| byte.is_ascii_digit() || (b'a'..=b'f').contains(&byte))
+    })
+}
+
 async fn drop_test_databases(admin_url: &SecretString) -> anyhow::Result<()> {
     use secrecy::ExposeSecret;
     let mut admin = PgConnection::connect(admin_url.expose_secret())
@@ -153,4 +179,22 @@ async fn drop_test_databases(admin_url: &SecretString) -> anyhow::Result<()> {
     }
     tracing::info!(dropped = names.len(), "test databases dropped");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_topics_with_a_test_prefix_are_test_topics() {
+        assert!(is_test_topic(
+            "t019ae1b2c3d4e5f60718293a4b5c6d7e.booking.events"
+        ));
+        assert!(!is_test_topic("booking.events"));
+        assert!(!is_test_topic("chaos42.booking.events"));
+        assert!(!is_test_topic(
+            "t019AE1B2C3D4E5F60718293A4B5C6D7E.booking.events"
+        ));
+        assert!(!is_test_topic("t019ae1b2c3d4e5f6.booking.events"));
+    }
 }
