@@ -440,7 +440,7 @@ pub async fn for_customer(
                     ApiError::bad_request("`before` is not one of this customer's bookings")
                         .with_type("invalid-query")
                 })?;
-            Some((booking.created_at, booking.booking_id))
+            Some(booking.booking_id)
         }
         None => None,
     };
