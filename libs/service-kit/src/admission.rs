@@ -24,7 +24,7 @@
 //! (`queue_full` or `timed_out`).
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use axum::extract::{Request, State};
@@ -183,6 +183,11 @@ impl Admission {
         self.inner.waiting.load(Ordering::SeqCst)
     }
 
+    /// How many were admitted and have not finished.
+    pub fn in_flight(&self) -> usize {
+        self.inner.in_flight.load(Ordering::SeqCst)
+    }
+
     /// Waits for a place: at once if one is free, else in line behind
     /// everyone who came earlier, for at most `max_wait`.
     pub async fn admit(&self) -> Result<Admitted, Refusal> {
@@ -256,11 +261,17 @@ impl Admission {
 /// Middleware admitting each request through the queue in its state: for
 /// [`Routes::route_layer`](crate::Routes::route_layer) on the routes it
 /// guards, as `middleware::from_fn_with_state(admission, admission::guard)`.
-pub async fn guard(State(admission): State<Admission>, request: Request, next: Next) -> Response {
+pub async fn guard(
+    State(admission): State<Admission>,
+    mut request: Request,
+    next: Next,
+) -> Response {
     match admission.admit().await {
         Ok(admitted) => {
+            let ticket = AdmissionTicket(Arc::new(Mutex::new(Some(admitted))));
+            request.extensions_mut().insert(ticket.clone());
             let response = next.run(request).await;
-            drop(admitted);
+            ticket.release();
             response
         }
         Err(refusal) => {
@@ -276,10 +287,27 @@ pub async fn guard(State(admission): State<Admission>, request: Request, next: N
     }
 }
 
+/// An admitted request's place, in its extensions (`Extension<AdmissionTicket>`).
+/// A handler whose costly part is over gives it up with [`release`](Self::release)
+/// before it waits on something cheap — booking, before it waits for a saga
+/// to settle (`Prefer: wait`) — so the next in line goes in; otherwise the
+/// place is given up with the response.
+#[derive(Debug, Clone)]
+pub struct AdmissionTicket(Arc<Mutex<Option<Admitted>>>);
+
+impl AdmissionTicket {
+    pub fn release(&self) {
+        // A poisoned lock means a handler panicked holding it; the place
+        // goes with the request either way.
+        if let Ok(mut place) = self.0.lock() {
+            place.take();
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::sync::Mutex;
 
     fn queue(max_concurrent: usize, max_waiting: usize, max_wait_ms: u64) -> Admission {
         Admission::new(
