@@ -6,3 +6,4 @@ mod authorization;
 mod bookings;
 mod helpers;
 mod saga;
+mod waiting_room;
