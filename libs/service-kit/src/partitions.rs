@@ -128,6 +128,14 @@ impl MonthlyPartitions {
     /// Idempotent, and safe to run from every replica at once.
     pub async fn ensure(&self, pool: &PgPool, now: DateTime<Utc>) -> anyhow::Result<u32> {
         let mut tx = pool.begin().await.context("begin partition maintenance")?;
+        // Creating a partition locks the parent table exclusively for a
+        // moment. Behind a long transaction that wait would queue every
+        // query of the table behind it; giving up instead is harmless, with
+        // months to spare and another pass within the hour.
+        sqlx::query("SET LOCAL lock_timeout = '5s'")
+            .execute(&mut *tx)
+            .await
+            .context("bound the partition maintenance's lock waits")?;
         advisory_xact_lock(&mut tx, PARTITION_LOCK, self.table)
             .await
             .with_context(|| format!("lock the partitions of {}", self.table))?;
