@@ -5,8 +5,7 @@
 -- creation time in milliseconds, and Postgres compares UUIDs byte by byte,
 -- so a range of ids is a range of creation times. Keyed so, the primary key
 -- stays `booking_id` alone (a partitioned table's unique constraints must
--- contain the partition key), a look-up by id reads one partition, and the
--- saga tables may still reference a booking by its id.
+-- contain the partition key) and a look-up by id reads one partition.
 --
 -- What the key cannot keep: uniqueness of anything else across partitions.
 -- Idempotency keys move to a table of their own, `booking_idempotency_keys`
@@ -96,6 +95,10 @@ SELECT booking_id, customer_id, flight_id, status, seats, total_amount, currency
 
 -- Same key + same fingerprint: the same booking; same key + another
 -- fingerprint: refused. The unique key decides races between the two.
+-- No foreign key to `bookings`: a key and its booking are written by one
+-- statement, and a foreign key into a partitioned table makes creating each
+-- new partition lock this table too, after `bookings`, while an insert locks
+-- them the other way round: a deadlock (docs/partitioning.md).
 CREATE TABLE booking_idempotency_keys (
     idempotency_key     text PRIMARY KEY,
     booking_id          uuid NOT NULL UNIQUE,
@@ -118,9 +121,6 @@ ALTER TABLE bookings ADD PRIMARY KEY (booking_id);
 CREATE INDEX bookings_by_customer ON bookings (customer_id, booking_id);
 -- A flight cancelled by the airline cancels its live bookings.
 CREATE INDEX bookings_live_by_flight ON bookings (flight_id) WHERE status IN ('pending', 'confirmed');
-
-ALTER TABLE booking_idempotency_keys
-    ADD CONSTRAINT booking_idempotency_keys_booking FOREIGN KEY (booking_id) REFERENCES bookings (booking_id);
 
 ANALYZE bookings;
 ANALYZE booking_idempotency_keys;

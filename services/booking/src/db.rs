@@ -138,10 +138,9 @@ const COLUMNS: &str =
                        passengers, contact, payment, flight, created_at, updated_at";
 
 /// Inserts a new booking and its idempotency key; `false` if the key is
-/// taken. One statement: the key's row decides a race between two requests
-/// with the same key (the second waits on the unique index, then inserts
-/// nothing), and the foreign key from the key to the booking is checked at
-/// its end, once both rows exist.
+/// taken. One statement, so neither row exists without the other: the key's
+/// row decides a race between two requests with the same key (the second
+/// waits on the unique index, then inserts nothing, booking included).
 pub async fn insert(
     conn: &mut PgConnection,
     booking: &Booking,

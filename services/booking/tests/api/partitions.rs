@@ -282,3 +282,140 @@ async fn replicas_creating_the_same_partitions_at_once_both_succeed() {
         vec![partitions.partition_name(Month::of(later))]
     );
 }
+
+/// A booking as `POST /bookings` would store it, made now.
+fn new_booking() -> booking::db::Booking {
+    let now = Utc::now();
+    let flight_id = Uuid::now_v7();
+    booking::db::Booking {
+        booking_id: Uuid::now_v7(),
+        customer_id: "cust-race".to_owned(),
+        flight_id,
+        status: booking::db::BookingStatus::Pending,
+        seats: 1,
+        total: contracts::Money::new(
+            rust_decimal::Decimal::new(9900, 2),
+            contracts::Currency::Usd,
+        )
+        .unwrap(),
+        hold_id: Uuid::now_v7(),
+        passengers: vec![contracts::notification::Passenger {
+            first_name: "Ada".to_owned(),
+            last_name: "Lovelace".to_owned(),
+        }],
+        contact: contracts::notification::Contact {
+            email: Some("ada@example.com".to_owned()),
+            phone: None,
+        },
+        payment: booking::db::PaymentRecord {
+            card: None,
+            miles: 20_000,
+        },
+        flight: contracts::notification::FlightSummary {
+            flight_id,
+            flight_number: "CT100".to_owned(),
+            origin: "ICN".to_owned(),
+            destination: "NRT".to_owned(),
+            departure: now + chrono::Duration::days(30),
+        },
+        created_at: now,
+        updated_at: now,
+    }
+}
+
+#[tokio::test]
+async fn two_bookings_racing_for_one_idempotency_key_make_one_booking() {
+    let app = TestApp::<Booking>::spawn().await;
+    let pool = app.pool().await;
+    let (first, second) = (new_booking(), new_booking());
+
+    let mut first_tx = pool.begin().await.unwrap();
+    let first_inserted = booking::db::insert(&mut first_tx, &first, "race-key", "fp")
+        .await
+        .unwrap();
+    // The second waits on the key's unique index until the first commits.
+    let racer = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await.unwrap();
+            let inserted = booking::db::insert(&mut tx, &second, "race-key", "fp")
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            inserted
+        })
+    };
+    first_tx.commit().await.unwrap();
+    let second_inserted = racer.await.unwrap();
+
+    assert!(first_inserted);
+    assert!(!second_inserted, "the key was taken");
+    let mut conn = pool.acquire().await.unwrap();
+    assert_eq!(
+        booking::db::find_by_key(&mut conn, "race-key")
+            .await
+            .unwrap(),
+        Some((first.booking_id, Some("fp".to_owned())))
+    );
+    let bookings: i64 = sqlx::query_scalar("SELECT count(*) FROM bookings")
+        .fetch_one(&mut *conn)
+        .await
+        .unwrap();
+    assert_eq!(bookings, 1, "the loser's booking row went with its key");
+}
+
+#[tokio::test]
+async fn creating_a_partition_while_bookings_are_inserted_fails_neither() {
+    let app = TestApp::<Booking>::spawn().await;
+    let pool = app.pool().await;
+    let partitions = MonthlyPartitions::new("bookings", PartitionSettings::default());
+    let later = Utc::now().checked_add_months(Months::new(36)).unwrap();
+    // An insert in progress holds its locks on the key table and `bookings`.
+    let mut first_tx = pool.begin().await.unwrap();
+    assert!(
+        booking::db::insert(&mut first_tx, &new_booking(), "in-progress", "fp")
+            .await
+            .unwrap()
+    );
+
+    // The partition worker queues for `bookings` behind it …
+    let creating = {
+        let pool = pool.clone();
+        tokio::spawn(async move { partitions.ensure(&pool, later).await })
+    };
+    let pool_for_locks = pool.clone();
+    eventually(Duration::from_secs(10), "partition creation waits for a lock", || {
+        let pool = pool_for_locks.clone();
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_locks WHERE NOT granted AND relation = 'bookings'::regclass",
+            )
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+            waiting > 0
+        }
+    })
+    .await;
+    // … and another insert arrives behind both.
+    let inserting = {
+        let pool = pool.clone();
+        tokio::spawn(async move {
+            let mut tx = pool.begin().await?;
+            let inserted = booking::db::insert(&mut tx, &new_booking(), "arriving", "fp").await?;
+            tx.commit().await?;
+            anyhow::Ok(inserted)
+        })
+    };
+    first_tx.commit().await.unwrap();
+
+    assert_eq!(
+        creating.await.unwrap().unwrap(),
+        3,
+        "the partitions were made"
+    );
+    assert!(
+        inserting.await.unwrap().unwrap(),
+        "the insert waited its turn instead of failing"
+    );
+}
