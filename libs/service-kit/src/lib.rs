@@ -4,6 +4,7 @@
 //! service-kit a [`ServiceApp`]: its router, its readiness checks and its
 //! background workers. service-kit owns everything around that:
 //!
+//! - [`admission`]: the waiting room, a bounded FIFO queue in front of chosen routes;
 //! - [`auth`]: bearer tokens verified once: who calls ([`auth::Caller`]) and what they may do;
 //! - [`settings`]: typed, layered configuration (defaults → file → environment);
 //! - [`telemetry`]: JSON/pretty logs, OpenTelemetry export when configured;
@@ -14,16 +15,19 @@
 //! - [`routes`]: a router that records its `(method, path)` pairs, and the
 //!   `/openapi.json` route;
 //! - [`db`]: connection pools, migrations and schema/role provisioning;
+//! - [`partitions`]: monthly range partitions on a UUIDv7 key, created ahead;
 //! - [`runtime`]: binding, serving, workers and graceful shutdown;
 //! - [`cli`]: the `serve` / `migrate` command line shared by every service;
 //! - [`wakeup`]: waking a worker in the same process without `NOTIFY`.
 
+pub mod admission;
 pub mod auth;
 pub mod cli;
 pub mod db;
 pub mod extract;
 pub mod http;
 pub mod metrics;
+pub mod partitions;
 pub mod problem;
 pub mod routes;
 pub mod runtime;

@@ -8,12 +8,15 @@
 //!
 //! [`BoundService::routes`]: crate::BoundService::routes
 
+use std::convert::Infallible;
 use std::fmt;
 
 use axum::handler::Handler;
 use axum::http::{header, Method};
+use axum::response::IntoResponse;
 use axum::routing::{get, post, MethodRouter};
 use axum::Router;
+use tower::Layer;
 
 /// One route: an HTTP method on a path in axum's `{param}` syntax.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -80,6 +83,21 @@ impl<S: Clone + Send + Sync + 'static> Routes<S> {
             method,
             path: path.to_owned(),
         });
+        self
+    }
+
+    /// Wraps the routes added so far, and only those, in `layer` (axum's
+    /// `Router::route_layer`): a middleware for some routes of a service,
+    /// like the waiting room of [`crate::admission`] on its costly writes.
+    pub fn route_layer<L>(mut self, layer: L) -> Self
+    where
+        L: Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error: Into<Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.router = self.router.route_layer(layer);
         self
     }
 

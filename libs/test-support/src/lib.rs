@@ -96,6 +96,13 @@ impl TestDatabase {
         format!("postgres://{role}@{host}:{port}/{}", self.name)
     }
 
+    /// The administrator's URL for this database: for tools that read every
+    /// service's schema, like the invariant checker. Without a password, as
+    /// [`url_for`](Self::url_for): test clusters trust loopback connections.
+    pub fn admin_url(&self) -> String {
+        self.url_for(self.admin.get_username())
+    }
+
     /// A single connection as `role`, with `search_path` unset: for tests that probe privileges.
     pub async fn connect_as(&self, role: &str) -> anyhow::Result<PgConnection> {
         self.options_for(role)?

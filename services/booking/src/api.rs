@@ -8,12 +8,14 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use axum::Extension;
 use chrono::{DateTime, Utc};
 use contracts::notification::{Contact, FlightSummary, Passenger};
 use contracts::payment::redeem_miles;
 use contracts::Money;
 use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
 use serde::{Deserialize, Serialize};
+use service_kit::admission::AdmissionTicket;
 use service_kit::auth::{Admin, Caller};
 use service_kit::{ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
 use uuid::Uuid;
@@ -130,10 +132,12 @@ pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
     idempotency_key: IdempotencyKey,
+    ticket: Option<Extension<AdmissionTicket>>,
     headers: HeaderMap,
     Json(request): Json<CreateBooking>,
 ) -> Result<Response, ApiError> {
     let idempotency_key = idempotency_key.as_str();
+    let ticket = ticket.map(|Extension(ticket)| ticket);
     let wait = prefer_wait(&headers).map(|wait| wait.min(state.max_wait));
     let valid = request::validate(&request).map_err(|errors| {
         let detail = errors
@@ -151,7 +155,7 @@ pub async fn create(
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     if let Some(booking_id) = replayed(&mut conn, idempotency_key, &fingerprint).await? {
         drop(conn);
-        return respond(&state, &caller, booking_id, wait).await;
+        return respond(&state, &caller, booking_id, wait, ticket.as_ref()).await;
     }
     drop(conn);
 
@@ -243,7 +247,7 @@ pub async fn create(
             .await?
             .ok_or_else(|| anyhow::anyhow!("idempotency key {idempotency_key} vanished"))?;
         drop(conn);
-        return respond(&state, &caller, booking_id, wait).await;
+        return respond(&state, &caller, booking_id, wait, ticket.as_ref()).await;
     }
     state
         .orchestrator
@@ -252,7 +256,7 @@ pub async fn create(
         .map_err(saga_error)?;
     tx.commit().await.map_err(anyhow::Error::from)?;
     tracing::info!(%booking_id, "booking accepted; saga started");
-    respond(&state, &caller, booking_id, wait).await
+    respond(&state, &caller, booking_id, wait, ticket.as_ref()).await
 }
 
 /// The booking an earlier request with this key made, if it was this same request.
@@ -273,15 +277,21 @@ async fn replayed(
     }
 }
 
-/// 202 while pending; with `Prefer: wait`, waits and answers 201 once settled.
+/// 202 while pending; with `Prefer: wait`, waits and answers 201 once
+/// settled. The costly part is over by then: the request's place in the
+/// waiting room goes to the next in line before it waits.
 async fn respond(
     state: &AppState,
     caller: &Caller,
     booking_id: Uuid,
     wait: Option<Duration>,
+    ticket: Option<&AdmissionTicket>,
 ) -> Result<Response, ApiError> {
     let mut status = StatusCode::ACCEPTED;
     if let Some(wait) = wait {
+        if let Some(ticket) = ticket {
+            ticket.release();
+        }
         let settled = state.watch.settled(&state.pool, booking_id, wait).await?;
         if settled.is_some_and(BookingStatus::is_settled) {
             status = StatusCode::CREATED;
@@ -440,7 +450,7 @@ pub async fn for_customer(
                     ApiError::bad_request("`before` is not one of this customer's bookings")
                         .with_type("invalid-query")
                 })?;
-            Some((booking.created_at, booking.booking_id))
+            Some(booking.booking_id)
         }
         None => None,
     };

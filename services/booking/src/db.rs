@@ -1,5 +1,11 @@
-//! The `bookings` table. Every function takes the caller's connection so the
-//! booking, its routing slip and the commands they send commit together.
+//! The `bookings` table and its idempotency keys. Every function takes the
+//! caller's connection so the booking, its routing slip and the commands
+//! they send commit together.
+//!
+//! `bookings` is partitioned by month on `booking_id`, a UUIDv7 whose time
+//! prefix is the creation time (migration 0003, docs/partitioning.md): a
+//! look-up by id reads one partition; the service keeps the next months'
+//! partitions created ([`service_kit::partitions`]).
 
 use anyhow::Context;
 use chrono::{DateTime, Utc};
@@ -10,6 +16,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
+
+/// The partitioned table, as [`service_kit::partitions::MonthlyPartitions`] names it.
+pub const TABLE: &str = "bookings";
 
 /// What the customer-facing booking says.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -128,7 +137,10 @@ const COLUMNS: &str =
     "booking_id, customer_id, flight_id, status, seats, total_amount, currency, hold_id,
                        passengers, contact, payment, flight, created_at, updated_at";
 
-/// Inserts a new booking; `false` if its idempotency key is taken.
+/// Inserts a new booking and its idempotency key; `false` if the key is
+/// taken. One statement, so neither row exists without the other: the key's
+/// row decides a race between two requests with the same key (the second
+/// waits on the unique index, then inserts nothing, booking included).
 pub async fn insert(
     conn: &mut PgConnection,
     booking: &Booking,
@@ -136,11 +148,15 @@ pub async fn insert(
     fingerprint: &str,
 ) -> anyhow::Result<bool> {
     let inserted = sqlx::query(
-        "INSERT INTO bookings (booking_id, customer_id, flight_id, status, seats, total_amount, currency,
-                               hold_id, passengers, contact, payment, flight, idempotency_key,
-                               request_fingerprint, created_at, updated_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $15)
-         ON CONFLICT (idempotency_key) DO NOTHING",
+        "WITH claimed AS (
+             INSERT INTO booking_idempotency_keys (idempotency_key, booking_id, request_fingerprint, created_at)
+             VALUES ($13, $1, $14, $15)
+             ON CONFLICT (idempotency_key) DO NOTHING
+             RETURNING booking_id
+         )
+         INSERT INTO bookings (booking_id, customer_id, flight_id, status, seats, total_amount, currency,
+                               hold_id, passengers, contact, payment, flight, created_at, updated_at)
+         SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $15, $15 FROM claimed",
     )
     .bind(booking.booking_id)
     .bind(&booking.customer_id)
@@ -170,7 +186,8 @@ pub async fn find_by_key(
     idempotency_key: &str,
 ) -> anyhow::Result<Option<(Uuid, Option<String>)>> {
     sqlx::query_as(
-        "SELECT booking_id, request_fingerprint FROM bookings WHERE idempotency_key = $1",
+        "SELECT booking_id, request_fingerprint FROM booking_idempotency_keys
+         WHERE idempotency_key = $1",
     )
     .bind(idempotency_key)
     .fetch_optional(conn)
@@ -217,24 +234,26 @@ pub async fn status_of(
     status.as_deref().map(BookingStatus::parse).transpose()
 }
 
-/// A customer's bookings, newest first; `before` is the last page's final `(created_at, booking_id)`.
+/// A customer's bookings, newest first; `before` is the last page's final
+/// booking. Ordered by id, which is the order of creation (UUIDv7) and the
+/// partition key: the newest partition is read first, and the scan stops
+/// once the page is full.
 pub async fn list_for_customer(
     conn: &mut PgConnection,
     customer_id: &str,
-    before: Option<(DateTime<Utc>, Uuid)>,
+    before: Option<Uuid>,
     limit: i64,
 ) -> anyhow::Result<Vec<Booking>> {
-    let (before_at, before_id) = before.unzip();
     let rows: Vec<BookingRow> = sqlx::query_as(&format!(
         "SELECT {COLUMNS} FROM bookings
-         WHERE customer_id = $1
-           AND ($2::timestamptz IS NULL OR (created_at, booking_id) < ($2, $3))
-         ORDER BY created_at DESC, booking_id DESC
-         LIMIT $4"
+         WHERE customer_id = $1 AND booking_id < $2
+         ORDER BY booking_id DESC
+         LIMIT $3"
     ))
     .bind(customer_id)
-    .bind(before_at)
-    .bind(before_id)
+    // A bound rather than `$2 IS NULL OR …`, so the index and the
+    // partition bounds can use it.
+    .bind(before.unwrap_or(Uuid::max()))
     .bind(limit)
     .fetch_all(conn)
     .await

@@ -21,10 +21,13 @@ pub mod watch;
 
 use std::time::Duration;
 
+use anyhow::Context;
 use contracts::topics;
 use saga::{Orchestrator, TimerSettings};
 use secrecy::SecretString;
 use serde::Deserialize;
+use service_kit::admission::{self, Admission, AdmissionSettings};
+use service_kit::partitions::{MonthlyPartitions, PartitionSettings};
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
 use sqlx::migrate::Migrator;
@@ -45,13 +48,20 @@ const TOPICS: [&str; 6] = [
     topics::INVENTORY_EVENTS,
 ];
 
-/// booking's own settings: `[kafka]`, `[saga]` and `[delegates]`.
+/// booking's own settings: `[kafka]`, `[saga]`, `[delegates]`,
+/// `[idempotency]`, `[admission]` and `[partitions]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub kafka: messaging::KafkaSettings,
     pub saga: SagaSettings,
     pub delegates: DelegateSettings,
     pub idempotency: IdempotencySettings,
+    /// The waiting room in front of `POST /bookings` and the cancel endpoint.
+    #[serde(default)]
+    pub admission: AdmissionSettings,
+    /// The monthly partitions of `bookings`, created ahead.
+    #[serde(default)]
+    pub partitions: PartitionSettings,
 }
 
 /// `[idempotency]`: how `POST /bookings` recognises a repeated request.
@@ -127,10 +137,23 @@ impl Service for Booking {
                 .saturating_sub(Duration::from_secs(1))
                 .min(api::MAX_WAIT),
         };
+        settings
+            .domain
+            .admission
+            .check_against(&settings.http)
+            .context("check the admission settings")?;
+        // Bookings and cancellations start sagas: under a surge they wait
+        // their turn in the waiting room. Reads and the operator's endpoints
+        // never queue behind them.
+        let waiting_room = Admission::new("bookings", settings.domain.admission);
         let router = Routes::new()
             .post("/bookings", api::create)
-            .get("/bookings/{booking_id}", api::get)
             .post("/bookings/{booking_id}/cancel", api::cancel)
+            .route_layer(axum::middleware::from_fn_with_state(
+                waiting_room,
+                admission::guard,
+            ))
+            .get("/bookings/{booking_id}", api::get)
             .get("/customers/{customer_id}/bookings", api::for_customer)
             .get("/sagas", api::list_sagas)
             .get("/sagas/{saga_id}", api::get_saga)
@@ -149,6 +172,8 @@ impl Service for Booking {
             poll_interval: Duration::from_millis(saga_settings.timer_poll_interval_ms),
             ..TimerSettings::default()
         };
+        let partitions = MonthlyPartitions::new(db::TABLE, settings.domain.partitions);
+        let partitions_pool = pool.clone();
         let timer_pool = pool.clone();
         let listener_pool = pool.clone();
         let app = ServiceApp::new(router)
@@ -157,6 +182,9 @@ impl Service for Booking {
             })
             .worker("booking-status-listener", move |context| {
                 watch.listen(listener_pool, context.shutdown)
+            })
+            .worker("booking-partitions", move |context| {
+                partitions.maintain(partitions_pool, context.shutdown)
             });
         messaging::Backbone::new(Self::NAME, &pool, &settings.kafka)
             .topics(&TOPICS)

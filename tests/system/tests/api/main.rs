@@ -8,6 +8,7 @@ mod authorization;
 mod bookings;
 mod helpers;
 mod saga;
+mod waiting_room;
 
 /// Not a test: the entry point of the service processes that crash tests
 /// start and kill with `kill -9` (see `test_support::process`). Ignored, so a
