@@ -127,7 +127,8 @@ pub struct DetailQuery {
 #[tracing::instrument(skip_all, fields(flight_id = %flight_id), err(Debug))]
 pub async fn detail(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
+    headers: HeaderMap,
     Path(flight_id): Path<Uuid>,
     Query(query): Query<DetailQuery>,
 ) -> Result<Response, ApiError> {
@@ -136,9 +137,7 @@ pub async fn detail(
     let loaded = match (query.as_of, query.version) {
         (None, None) => {
             let store = state.store.clone();
-            let body = state
-                .store
-                .cache()
+            let body = read_cache::cache_for(state.store.cache(), &caller, &headers)
                 .get_or_load(&read_cache::detail_entry(flight_id), move || async move {
                     let loaded = store.load(flight_id).await?;
                     read_cache::to_json(&view(&loaded.state, loaded.version)?)
@@ -172,13 +171,12 @@ pub async fn detail(
 /// cache, which the flight's every change invalidates as it commits.
 pub async fn availability(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
+    headers: HeaderMap,
     Path(flight_id): Path<Uuid>,
 ) -> Result<CachedJson, ApiError> {
     let store = state.store.clone();
-    let body = state
-        .store
-        .cache()
+    let body = read_cache::cache_for(state.store.cache(), &caller, &headers)
         .get_or_load(
             &read_cache::availability_entry(flight_id),
             move || async move {
@@ -288,7 +286,8 @@ pub struct SearchQuery {
 /// a cached search is never staler than the read model.
 pub async fn search(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
+    headers: HeaderMap,
     Query(query): Query<SearchQuery>,
 ) -> Result<CachedJson, ApiError> {
     let code = |field: &'static str, value: Option<String>| -> Result<Option<String>, ApiError> {
@@ -311,9 +310,7 @@ pub async fn search(
     };
     let entry = read_cache::search_entry(filter.cache_key());
     let pool = state.pool.clone();
-    let body = state
-        .store
-        .cache()
+    let body = read_cache::cache_for(state.store.cache(), &caller, &headers)
         .get_or_load(&entry, move || async move {
             let results = search::search(&pool, &filter)
                 .await

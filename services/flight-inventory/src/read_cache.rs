@@ -20,10 +20,11 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use axum::body::Bytes;
-use axum::http::header;
+use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Response};
 use cache::{Cache, Entry, LoadAborted, Scope};
 use serde::Serialize;
+use service_kit::auth::Caller;
 use service_kit::ApiError;
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
@@ -56,6 +57,24 @@ pub fn availability_entry(flight_id: Uuid) -> Entry {
 /// `key` names the search's filter, normalized.
 pub fn search_entry(key: String) -> Entry {
     Entry::new(FLIGHT_SEARCH, search_scope(), key)
+}
+
+/// The cache a request reads through: the service's, or none when an admin
+/// asks with `Cache-Control: no-cache` (how the load generator measures the
+/// same reads with the cache off, on one running system). Anyone else's
+/// `no-cache` is ignored: clients cannot steer load past the cache.
+pub fn cache_for(cache: &Cache, caller: &Caller, headers: &HeaderMap) -> Cache {
+    let no_cache = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|directive| directive.trim().eq_ignore_ascii_case("no-cache"));
+    if no_cache && matches!(caller, Caller::Admin { .. }) {
+        Cache::disabled()
+    } else {
+        cache.clone()
+    }
 }
 
 /// Why a cached view could not be loaded. Cloneable: the readers that
@@ -206,6 +225,7 @@ pub async fn invalidate_projected(cache: &Cache, streams: BTreeSet<String>) {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)] // a test that cannot set up should fail loudly
 mod tests {
     use super::*;
 
@@ -219,6 +239,31 @@ mod tests {
         );
         assert_ne!(flight_scope(flight_id), flight_scope(Uuid::now_v7()));
         assert_ne!(flight_scope(flight_id), search_scope());
+    }
+
+    #[test]
+    fn only_an_admin_reads_past_the_cache_with_no_cache() {
+        let settings = cache::CacheSettings {
+            redis_url: Some("redis://127.0.0.1:1".to_owned().into()),
+            ttl_secs: 60,
+            timeout_ms: 50,
+            key_prefix: "t".to_owned(),
+        };
+        let cache = Cache::new(&settings).unwrap();
+        let mut no_cache = HeaderMap::new();
+        no_cache.insert(
+            header::CACHE_CONTROL,
+            header::HeaderValue::from_static("max-age=0, No-Cache"),
+        );
+        let admin = Caller::Admin {
+            subject: "ops".to_owned(),
+        };
+        let customer = Caller::Customer {
+            customer_id: "c".to_owned(),
+        };
+        assert!(!cache_for(&cache, &admin, &no_cache).is_enabled());
+        assert!(cache_for(&cache, &customer, &no_cache).is_enabled());
+        assert!(cache_for(&cache, &admin, &HeaderMap::new()).is_enabled());
     }
 
     #[test]
