@@ -223,10 +223,22 @@ impl Tag {
 /// What a read found in Redis.
 enum Lookup {
     Hit(Bytes),
-    /// Not there, or stale: load under this tag (if Redis gave one).
-    Miss(Option<Tag>),
+    /// Not there, or stale: load, and store under what this says.
+    Miss(Tagging),
     /// Redis failed or is being left alone: load, store nothing.
     Unavailable,
+}
+
+/// What a load stores its value under.
+#[derive(Debug, Clone, Copy)]
+enum Tagging {
+    /// The current epoch and token, read before the load.
+    Current(Tag),
+    /// The epoch or the token is missing (first use, evicted): create them
+    /// before the load, then store under them.
+    Missing,
+    /// Redis is failing: store nothing.
+    Nothing,
 }
 
 impl Cache {
@@ -290,42 +302,34 @@ impl Cache {
             metrics::record_load(entry.cache);
             return load().await;
         };
-        // Read before Redis: a load joined below began after this reader's
-        // view of the local invalidations.
+        // Read before Redis: a load this reader joins below began after every
+        // local invalidation this reader knows of.
         let local_epoch = inner.local_epoch.load(Ordering::Acquire);
-        let tag = match inner.lookup(entry, &self.stats).await {
+        let tagging = match inner.lookup(entry, &self.stats).await {
             Lookup::Hit(payload) => {
                 self.stats.inner.hits.fetch_add(1, Ordering::Relaxed);
                 metrics::record_hit(entry.cache);
                 return Ok(payload);
             }
-            Lookup::Miss(tag) => {
-                self.stats.inner.misses.fetch_add(1, Ordering::Relaxed);
-                metrics::record_miss(entry.cache);
-                Some(tag)
-            }
-            Lookup::Unavailable => {
-                self.stats.inner.misses.fetch_add(1, Ordering::Relaxed);
-                metrics::record_miss(entry.cache);
-                None
-            }
+            Lookup::Miss(tagging) => tagging,
+            Lookup::Unavailable => Tagging::Nothing,
         };
-        let flight_key = match tag {
-            Some(Some(tag)) => format!(
-                "{}|{:x}.{:x}|{local_epoch}",
-                inner.value_key(entry),
-                tag.epoch,
-                tag.token
-            ),
-            Some(None) => format!("{}|new|{local_epoch}", inner.value_key(entry)),
-            None => format!("{}|down|{local_epoch}", inner.value_key(entry)),
+        self.stats.inner.misses.fetch_add(1, Ordering::Relaxed);
+        metrics::record_miss(entry.cache);
+        // Readers share a load only if it began under the same tag and after
+        // the same local invalidations.
+        let under = match tagging {
+            Tagging::Current(tag) => format!("{:x}.{:x}", tag.epoch, tag.token),
+            Tagging::Missing => "new".to_owned(),
+            Tagging::Nothing => "down".to_owned(),
         };
+        let flight_key = format!("{}|{under}|{local_epoch}", inner.value_key(entry));
         let cache = self.clone();
         let owned = entry.clone();
         inner
             .in_flight
             .run(flight_key, entry.cache, move || async move {
-                cache.load_and_store(&owned, tag, load).await
+                cache.load_and_store(&owned, tagging, load).await
             })
             .await
     }
@@ -336,7 +340,7 @@ impl Cache {
     async fn load_and_store<E, F, Fut>(
         &self,
         entry: &Entry,
-        tag: Option<Option<Tag>>,
+        tagging: Tagging,
         load: F,
     ) -> Result<Bytes, E>
     where
@@ -346,10 +350,10 @@ impl Cache {
         let Some(inner) = &self.inner else {
             return load().await;
         };
-        let tag = match tag {
-            Some(Some(tag)) => Some(tag),
-            Some(None) => inner.establish_tag(entry, &self.stats).await,
-            None => None,
+        let tag = match tagging {
+            Tagging::Current(tag) => Some(tag),
+            Tagging::Missing => inner.establish_tag(entry, &self.stats).await,
+            Tagging::Nothing => None,
         };
         self.stats.inner.loads.fetch_add(1, Ordering::Relaxed);
         metrics::record_load(entry.cache);
@@ -430,10 +434,10 @@ impl Inner {
                 let tag = Tag { epoch, token };
                 match value.and_then(|value| tag.payload_of(value)) {
                     Some(payload) => Lookup::Hit(payload),
-                    None => Lookup::Miss(Some(tag)),
+                    None => Lookup::Miss(Tagging::Current(tag)),
                 }
             }
-            Ok(_) => Lookup::Miss(None),
+            Ok(_) => Lookup::Miss(Tagging::Missing),
             Err(error) => {
                 self.failed(entry.cache, &error, stats);
                 Lookup::Unavailable
@@ -532,7 +536,7 @@ impl Inner {
 
     /// One Redis call on the shared connection, bounded by the timeout
     /// (connecting on first use counts against it too).
-    async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> anyhow::Result<T>
+    async fn call<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, CallError>
     where
         F: FnOnce(ConnectionManager) -> Fut,
         Fut: Future<Output = redis::RedisResult<T>>,
@@ -554,14 +558,13 @@ impl Inner {
                 .await
                 .with_context(|| format!("redis {what}"))
         };
-        tokio::time::timeout(self.timeout, attempt)
-            .await
-            .map_err(|_| {
-                anyhow!(
-                    "redis {what} took longer than {} ms",
-                    self.timeout.as_millis()
-                )
-            })?
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(result) => result.map_err(CallError::Failed),
+            Err(_) => Err(CallError::TimedOut {
+                what,
+                timeout: self.timeout,
+            }),
+        }
     }
 
     fn is_failing(&self) -> bool {
@@ -580,11 +583,10 @@ impl Inner {
     }
 
     /// Counts, warns (rate-limited) and leaves Redis alone for a while.
-    fn failed(&self, cache: &'static str, error: &anyhow::Error, stats: &CacheStats) {
-        let kind = if error.to_string().contains("took longer") {
-            "timeout"
-        } else {
-            "redis"
+    fn failed(&self, cache: &'static str, error: &CallError, stats: &CacheStats) {
+        let kind = match error {
+            CallError::TimedOut { .. } => "timeout",
+            CallError::Failed(_) => "redis",
         };
         stats.inner.errors.fetch_add(1, Ordering::Relaxed);
         metrics::record_error(cache, kind);
@@ -602,6 +604,18 @@ impl Inner {
             );
         }
     }
+}
+
+/// Why a Redis call gave no answer.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    #[error("redis {what} took longer than {} ms", timeout.as_millis())]
+    TimedOut {
+        what: &'static str,
+        timeout: Duration,
+    },
+    #[error(transparent)]
+    Failed(anyhow::Error),
 }
 
 fn random_token() -> u64 {
