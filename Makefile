@@ -25,7 +25,7 @@ test: ## Everything CI runs: fmt, clippy, all tests against real Postgres and br
 check: ## Check the cross-service invariants against the running system (`make up` first)
 	cargo run --release -p invariant-checker
 
-load: ## Latency at 50, 150 and 300 bookings/s, then the highest sustained rate, beside pgbench baselines; then the invariants
+load: ## Latency at 50, 150 and 300 bookings/s, the highest sustained rate, then a read mix with the cache on and off, beside pgbench baselines; then the invariants
 	cargo run --release -p loadgen -- --fixed-rates 50,150,300 --seconds 20 --find-max --steps 40,60,80,100,120,160,200,300 --step-seconds 15
 
 chaos: ## 5 runs x 200 bookings on a private stack: kill -9, broker kill, Postgres restart, rebalance, duplicates, previous release beside the current; invariants after each run

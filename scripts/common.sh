@@ -17,6 +17,9 @@ PG_URL="${CONTRAIL_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/postgres}"
 BROKER_HOST=127.0.0.1
 BROKER_PORT="${CONTRAIL_BROKER_PORT:-9092}"
 BROKER_CONTROLLER_PORT="${CONTRAIL_BROKER_CONTROLLER_PORT:-9093}"
+REDIS_HOST=127.0.0.1
+REDIS_PORT="${CONTRAIL_REDIS_PORT:-6379}"
+REDIS_DIR="$LOCAL/redis"
 
 # name:port, in start order (flight-inventory first: booking asks it for quotes).
 SERVICES=(flight-inventory:8081 payment:8082 notification:8083 booking:8080)

@@ -16,6 +16,15 @@ else
   state=broken # listens, answers nothing: `make up` restarts it
 fi
 row broker "$state" "$pid" "$BROKER_HOST:$BROKER_PORT"
+pid=-; [[ -f "$RUN_DIR/redis.pid" ]] && pid=$(<"$RUN_DIR/redis.pid")
+if [[ "$(redis-cli -h "$REDIS_HOST" -p "$REDIS_PORT" ping 2>/dev/null)" == PONG ]]; then
+  state=up
+elif port_open "$REDIS_HOST" "$REDIS_PORT"; then
+  state=unknown # listens; no redis-cli to ask it
+else
+  state=down # the read cache: the services answer from Postgres without it
+fi
+row redis "$state" "$pid" "$REDIS_HOST:$REDIS_PORT"
 for entry in "${SERVICES[@]}"; do
   name=${entry%%:*} port=${entry##*:} pid=-
   pid_file="$RUN_DIR/$name.pid"

@@ -8,6 +8,7 @@ source "$(dirname "$0")/common.sh"
 
 "$ROOT/scripts/ensure-postgres.sh"
 "$ROOT/scripts/ensure-broker.sh"
+"$ROOT/scripts/ensure-redis.sh"
 
 log "cargo fmt --check"
 cargo fmt --all --check
@@ -22,6 +23,7 @@ cargo run --locked --quiet -p contrail-admin -- --admin-url "$PG_URL" drop-test-
 
 export CONTRAIL_TEST_ADMIN_URL="$PG_URL"
 export CONTRAIL_TEST_BROKERS="$BROKER_HOST:$BROKER_PORT"
+export CONTRAIL_TEST_REDIS_URL="redis://$REDIS_HOST:$REDIS_PORT"
 log "running the test suite"
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --locked --workspace --no-fail-fast

@@ -6,6 +6,7 @@ source "$(dirname "$0")/common.sh"
 
 "$ROOT/scripts/ensure-postgres.sh"
 "$ROOT/scripts/ensure-broker.sh"
+"$ROOT/scripts/ensure-redis.sh"
 
 log "building the services ($PROFILE)"
 profile_flag=()
@@ -22,6 +23,8 @@ log "preparing the development token issuer and secrets (.local/auth, never comm
 for prefix in FLIGHT_INVENTORY PAYMENT NOTIFICATION BOOKING; do
   export "${prefix}__AUTH__PUBLIC_KEY_FILE=$AUTH_DIR/issuer.pub.pem"
 done
+# flight-inventory serves search, detail and availability through the Redis read cache.
+export FLIGHT_INVENTORY__CACHE__REDIS_URL="${FLIGHT_INVENTORY__CACHE__REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}"
 export BOOKING__DELEGATES__SERVICE_TOKEN_FILE="$AUTH_DIR/booking.token"
 export BOOKING__IDEMPOTENCY__FINGERPRINT_KEY_FILE="$AUTH_DIR/fingerprint.key"
 

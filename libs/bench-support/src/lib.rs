@@ -153,6 +153,31 @@ pub async fn pgbench_tpcb_baseline(
     run_pgbench(database_url, &["-b", "tpcb-like"], clients, duration).await
 }
 
+/// pgbench's built-in select-only workload (`-S`: one primary-key SELECT
+/// per transaction) at `scale`, initialised in `database_url` first: the
+/// ceiling a read path on this Postgres is read against.
+pub async fn pgbench_select_only_baseline(
+    database_url: &str,
+    scale: u32,
+    clients: usize,
+    duration: Duration,
+) -> anyhow::Result<Baseline> {
+    let pgbench = pgbench_path();
+    let output = tokio::process::Command::new(&pgbench)
+        .args(["-i", "-q", "-s", &scale.max(1).to_string()])
+        .arg(database_url)
+        .output()
+        .await
+        .with_context(|| format!("run {pgbench} -i (install postgresql-contrib or set PGBENCH)"))?;
+    if !output.status.success() {
+        bail!(
+            "pgbench -i failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    run_pgbench(database_url, &["-S"], clients, duration).await
+}
+
 async fn run_pgbench(
     database_url: &str,
     workload_args: &[&str],

@@ -8,10 +8,14 @@
 //! generation from the start of the log while the live one keeps serving,
 //! then repoints the views and the live generation in one transaction.
 
+use std::collections::BTreeSet;
+use std::fmt;
 use std::future::Future;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context};
+use futures::future::BoxFuture;
 use futures::{FutureExt, StreamExt};
 use sqlx::{Connection, Executor, PgConnection};
 use tokio_util::sync::CancellationToken;
@@ -81,14 +85,28 @@ impl Default for ProjectionSettings {
     }
 }
 
+/// Work that must follow the commit of a live batch, given the streams the
+/// batch applied events of (a read cache invalidating what the model serves).
+type AfterCommit = Arc<dyn Fn(BTreeSet<String>) -> BoxFuture<'static, ()> + Send + Sync>;
+
 /// Feeds one projection. Several runners of the same projection may run at
 /// once (one per replica): each batch locks the projection, so they take
 /// turns and never apply an event twice.
-#[derive(Debug)]
 pub struct ProjectionRunner<P> {
     store: PgEventStore,
     projection: P,
     settings: ProjectionSettings,
+    after_commit: Option<AfterCommit>,
+}
+
+impl<P: fmt::Debug> fmt::Debug for ProjectionRunner<P> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("projection", &self.projection)
+            .field("settings", &self.settings)
+            .field("after_commit", &self.after_commit.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl<P: Projection> ProjectionRunner<P> {
@@ -110,7 +128,20 @@ impl<P: Projection> ProjectionRunner<P> {
             store,
             projection,
             settings,
+            after_commit: None,
         })
+    }
+
+    /// Runs `hook` after each live batch commits, with the ids of the streams
+    /// whose events it applied: what readers of the model see changed now.
+    #[must_use]
+    pub fn after_commit<F, Fut>(mut self, hook: F) -> Self
+    where
+        F: Fn(BTreeSet<String>) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.after_commit = Some(Arc::new(move |streams| Box::pin(hook(streams))));
+        self
     }
 
     pub fn projection(&self) -> &P {
@@ -178,10 +209,16 @@ impl<P: Projection> ProjectionRunner<P> {
             .fetch_one(&mut *tx)
             .await
             .context("lock the projection")?;
-            let batch = self.apply_batch(&mut tx, tables_of(live)?).await?;
+            let mut streams = BTreeSet::new();
+            let batch = self
+                .apply_batch(&mut tx, tables_of(live)?, Some(&mut streams))
+                .await?;
             tx.commit().await.context("commit a batch")?;
             if batch == 0 {
                 return Ok(applied);
+            }
+            if let Some(hook) = &self.after_commit {
+                hook(streams).await;
             }
             applied += batch;
         }
@@ -266,7 +303,7 @@ impl<P: Projection> ProjectionRunner<P> {
         // The bulk of the work, without holding up the live runner.
         loop {
             let mut tx = conn.begin().await.context("begin")?;
-            let batch = self.apply_batch(&mut tx, tables).await?;
+            let batch = self.apply_batch(&mut tx, tables, None).await?;
             tx.commit().await.context("commit a rebuild batch")?;
             if batch == 0 {
                 break;
@@ -281,7 +318,7 @@ impl<P: Projection> ProjectionRunner<P> {
             .execute(&mut *tx)
             .await
             .context("lock the projection")?;
-        while self.apply_batch(&mut tx, tables).await? > 0 {}
+        while self.apply_batch(&mut tx, tables, None).await? > 0 {}
         self.point_views_at(&mut tx, tables).await?;
         sqlx::query(
             "UPDATE projections SET live_generation = $2, swapped_at = now() WHERE projection = $1",
@@ -364,11 +401,13 @@ impl<P: Projection> ProjectionRunner<P> {
     }
 
     /// Reads one batch after the generation's checkpoint, applies it and moves
-    /// the checkpoint, all on the caller's transaction; returns the batch size.
+    /// the checkpoint, all on the caller's transaction; returns the batch
+    /// size, and adds the streams it touched to `streams` if given.
     async fn apply_batch(
         &self,
         tx: &mut PgConnection,
         tables: Tables,
+        mut streams: Option<&mut BTreeSet<String>>,
     ) -> Result<u64, ProjectionError> {
         let generation = i32::try_from(tables.generation).context("generation out of range")?;
         let (transaction_id, sequence): (i64, i64) = sqlx::query_as(
@@ -386,6 +425,9 @@ impl<P: Projection> ProjectionRunner<P> {
             return Ok(0);
         };
         for event in &events {
+            if let Some(streams) = streams.as_deref_mut() {
+                streams.insert(event.stream_id.clone());
+            }
             self.projection
                 .apply(tx, &tables, event)
                 .await

@@ -14,7 +14,8 @@
 //!   `kill -9` ([`process`]);
 //! - [`fixtures`] are request bodies more than one crate's tests send;
 //! - [`http`] reads JSON answers, [`wait`] polls until something holds,
-//!   [`broker`] runs a private broker a test may stop and kill.
+//!   [`broker`] runs a private broker a test may stop and kill, [`redis`] gives
+//!   the read cache's tests their Redis (and a refused or a silent one).
 //!
 //! Tracing stays silent unless `TEST_LOG` is set. Test databases are named
 //! `contrail_test_*` and are left behind for inspection; `make test` drops
@@ -22,7 +23,8 @@
 //!
 //! Environment: `CONTRAIL_TEST_ADMIN_URL` (default
 //! `postgres://postgres@127.0.0.1:5432/postgres`) and `CONTRAIL_TEST_BROKERS`
-//! (default `127.0.0.1:9092`).
+//! (default `127.0.0.1:9092`), `CONTRAIL_TEST_REDIS_URL` (default
+//! `redis://127.0.0.1:6379`).
 
 pub mod app;
 pub mod broker;
@@ -30,6 +32,7 @@ pub mod conformance;
 pub mod fixtures;
 pub mod http;
 pub mod process;
+pub mod redis;
 pub mod tokens;
 pub mod wait;
 

@@ -17,6 +17,7 @@ use crate::domain::error::FlightError;
 use crate::domain::events::FlightEvent;
 use crate::domain::flight::{Availability, Flight, Position};
 use crate::domain::status::FlightStatus;
+use crate::read_cache::{self, CachedJson, LoadError};
 use crate::search::{self, SearchFilter};
 use crate::store::{stream_of, CommandError};
 use crate::AppState;
@@ -42,10 +43,9 @@ pub struct FlightView {
     version: u64,
 }
 
-fn view(flight: &Flight, version: u64) -> Result<FlightView, ApiError> {
-    let scheduled = flight
-        .scheduled()
-        .ok_or_else(|| ApiError::from(FlightError::NotScheduled))?;
+/// The flight as the API shows it; a flight that is not scheduled is a 404.
+fn view(flight: &Flight, version: u64) -> Result<FlightView, FlightError> {
+    let scheduled = flight.scheduled().ok_or(FlightError::NotScheduled)?;
     Ok(FlightView {
         flight_id: scheduled.id,
         flight_number: scheduled.number.as_str().to_owned(),
@@ -122,16 +122,29 @@ pub struct DetailQuery {
 }
 
 /// `GET /flights/{id}`, `?as_of=<RFC 3339>` or `?version=N` for the flight as it was.
+/// The flight as it is now goes through the read cache; time travel does not
+/// (it reads history, which the cache would only duplicate).
 #[tracing::instrument(skip_all, fields(flight_id = %flight_id), err(Debug))]
 pub async fn detail(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
+    headers: HeaderMap,
     Path(flight_id): Path<Uuid>,
     Query(query): Query<DetailQuery>,
-) -> Result<Json<FlightView>, ApiError> {
+) -> Result<Response, ApiError> {
     let stream = stream_of(flight_id);
     let flights = state.store.repository();
     let loaded = match (query.as_of, query.version) {
+        (None, None) => {
+            let store = state.store.clone();
+            let body = read_cache::cache_for(state.store.cache(), &caller, &headers)
+                .get_or_load(&read_cache::detail_entry(flight_id), move || async move {
+                    let loaded = store.load(flight_id).await?;
+                    read_cache::to_json(&view(&loaded.state, loaded.version)?)
+                })
+                .await?;
+            return Ok(CachedJson(body).into_response());
+        }
         (Some(_), Some(_)) => {
             return Err(
                 ApiError::bad_request("give as_of or version, not both").with_type("invalid-query")
@@ -149,21 +162,31 @@ pub async fn detail(
             }
             flights.load_as_of_version(&stream, version).await
         }
-        (None, None) => flights.load(&stream).await,
     }
     .map_err(anyhow::Error::new)?;
-    Ok(Json(view(&loaded.state, loaded.version)?))
+    Ok(Json(view(&loaded.state, loaded.version)?).into_response())
 }
 
-/// `GET /flights/{id}/availability`: always from the event stream, never stale.
+/// `GET /flights/{id}/availability`: from the event stream, through the read
+/// cache, which the flight's every change invalidates as it commits.
 pub async fn availability(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
+    headers: HeaderMap,
     Path(flight_id): Path<Uuid>,
-) -> Result<Json<Availability>, ApiError> {
-    let loaded = state.store.load(flight_id).await?;
-    loaded.state.scheduled().ok_or(FlightError::NotScheduled)?;
-    Ok(Json(loaded.state.availability()))
+) -> Result<CachedJson, ApiError> {
+    let store = state.store.clone();
+    let body = read_cache::cache_for(state.store.cache(), &caller, &headers)
+        .get_or_load(
+            &read_cache::availability_entry(flight_id),
+            move || async move {
+                let loaded = store.load(flight_id).await?;
+                loaded.state.scheduled().ok_or(FlightError::NotScheduled)?;
+                read_cache::to_json(&loaded.state.availability())
+            },
+        )
+        .await?;
+    Ok(CachedJson(body))
 }
 
 /// `GET /flights/{id}/quote?seats=N`: what N seats cost now, if they can be sold.
@@ -259,11 +282,14 @@ pub struct SearchQuery {
 }
 
 /// `GET /flights?origin=ICN&destination=NRT&date=2026-12-01`: from the search read model.
+/// Through the read cache, which the projection invalidates as it commits:
+/// a cached search is never staler than the read model.
 pub async fn search(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: Caller,
+    headers: HeaderMap,
     Query(query): Query<SearchQuery>,
-) -> Result<Json<search::SearchResults>, ApiError> {
+) -> Result<CachedJson, ApiError> {
     let code = |field: &'static str, value: Option<String>| -> Result<Option<String>, ApiError> {
         match value {
             None => Ok(None),
@@ -282,7 +308,17 @@ pub async fn search(
         date: query.date,
         limit: query.limit.get()?,
     };
-    Ok(Json(search::search(&state.pool, &filter).await?))
+    let entry = read_cache::search_entry(filter.cache_key());
+    let pool = state.pool.clone();
+    let body = read_cache::cache_for(state.store.cache(), &caller, &headers)
+        .get_or_load(&entry, move || async move {
+            let results = search::search(&pool, &filter)
+                .await
+                .map_err(LoadError::from)?;
+            read_cache::to_json(&results)
+        })
+        .await?;
+    Ok(CachedJson(body))
 }
 
 #[derive(Debug, Deserialize)]

@@ -6,6 +6,9 @@
 //! A refusal (sold out, flight closed, hold no longer active) is an answer,
 //! not a failure: it commits with its reply and the saga compensates. Only
 //! unexpected failures (the database) are retried and, in the end, parked.
+//!
+//! A flight a command changed has its cached views invalidated once the
+//! consumer's transaction has committed ([`CommittedFlights`]).
 
 use chrono::{TimeDelta, Utc};
 use contracts::inventory::{
@@ -18,7 +21,8 @@ use uuid::Uuid;
 
 use crate::domain::decide;
 use crate::domain::error::FlightError;
-use crate::store::{CommandError, FlightStore};
+use crate::read_cache::CommittedFlights;
+use crate::store::{CommandError, Decided, FlightStore};
 
 /// The consumer's name: its consumer group and its inbox key.
 pub const CONSUMER: &str = "flight-inventory.seat-commands";
@@ -27,21 +31,49 @@ pub const CONSUMER: &str = "flight-inventory.seat-commands";
 pub struct SeatCommands {
     pub store: FlightStore,
     pub hold_ttl: TimeDelta,
+    /// Flights changed in transactions the read cache waits to see commit.
+    pub changed: CommittedFlights,
 }
 
 impl SeatCommands {
     /// The seat commands, as the consumer applies them. After each commit
-    /// the event store's subscribers (the search projection) are woken.
+    /// the changed flights' cached views are invalidated and the event
+    /// store's subscribers (the search projection) are woken.
     pub fn participant(self) -> Participant<Self> {
         let store = self.store.clone();
+        let changed = self.changed.clone();
         Participant::new(self)
             .on::<HoldSeats>()
             .on::<ReleaseSeats>()
             .on::<ConfirmSeats>()
             .after_commit(move || {
                 let store = store.clone();
-                async move { store.notify_appended().await }
+                let changed = changed.clone();
+                async move {
+                    if store.cache().is_enabled() {
+                        changed
+                            .invalidate_committed(store.events().pool(), store.cache())
+                            .await;
+                    }
+                    store.notify_appended().await
+                }
             })
+    }
+
+    /// Records a decision that appended events, for invalidation after the commit.
+    async fn changed<R>(
+        &self,
+        delivery: &mut Delivery<'_>,
+        flight_id: Uuid,
+        decided: &Decided<R>,
+    ) -> Result<(), HandlerError> {
+        if decided.appended == 0 || !self.store.cache().is_enabled() {
+            return Ok(());
+        }
+        self.changed
+            .record(delivery.conn, flight_id)
+            .await
+            .map_err(HandlerError::Transient)
     }
 }
 
@@ -71,6 +103,8 @@ impl Handles<HoldSeats> for SeatCommands {
             Ok(decided) => decided,
             Err(error) => return refuse(delivery, command.step, command.flight_id, error).await,
         };
+        self.changed(&mut delivery, command.flight_id, &decided)
+            .await?;
         // A retried command decides nothing new; its reply repeats the original's.
         let Some(held) = decided.flight.hold(command.hold_id) else {
             return Err(HandlerError::Transient(anyhow::anyhow!(
@@ -112,9 +146,12 @@ impl Handles<ReleaseSeats> for SeatCommands {
                 },
             )
             .await;
-        if let Err(error) = decided {
-            return refuse(delivery, command.step, command.flight_id, error).await;
-        }
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(error) => return refuse(delivery, command.step, command.flight_id, error).await,
+        };
+        self.changed(&mut delivery, command.flight_id, &decided)
+            .await?;
         let reply = SeatsReleased {
             step: command.step.clone(),
             flight_id: command.flight_id,
@@ -140,9 +177,12 @@ impl Handles<ConfirmSeats> for SeatCommands {
                 |flight| Ok((flight.confirm_seats(command.hold_id, now)?, ())),
             )
             .await;
-        if let Err(error) = decided {
-            return refuse(delivery, command.step, command.flight_id, error).await;
-        }
+        let decided = match decided {
+            Ok(decided) => decided,
+            Err(error) => return refuse(delivery, command.step, command.flight_id, error).await,
+        };
+        self.changed(&mut delivery, command.flight_id, &decided)
+            .await?;
         let reply = SeatsConfirmed {
             step: command.step.clone(),
             flight_id: command.flight_id,

@@ -7,6 +7,7 @@
 //! - [`api`]: the HTTP API; [`commands`]: the seat commands from the saga;
 //! - [`integration`]: the public events other services see on `inventory.events`;
 //! - [`search`]: the flight search read model; [`sweeper`]: hold expiry;
+//! - [`read_cache`]: the Redis cache in front of search, detail and availability;
 //! - [`sample`]: the demo's sample network; [`admin`]: the CLI subcommands.
 
 pub mod admin;
@@ -14,6 +15,7 @@ pub mod api;
 pub mod commands;
 pub mod domain;
 pub mod integration;
+pub mod read_cache;
 pub mod sample;
 pub mod search;
 pub mod store;
@@ -21,6 +23,7 @@ pub mod sweeper;
 
 use std::time::Duration;
 
+use cache::{Cache, CacheSettings};
 use chrono::TimeDelta;
 use contracts::topics;
 use eventstore::{ProjectionRunner, ProjectionSettings};
@@ -41,11 +44,13 @@ const TOPICS: [&str; 3] = [
     topics::SAGA_REPLIES,
 ];
 
-/// flight-inventory's own settings (`[kafka]`, `[inventory]`, `FLIGHT_INVENTORY__INVENTORY__…`).
+/// flight-inventory's own settings (`[kafka]`, `[inventory]`, `[cache]`, `FLIGHT_INVENTORY__INVENTORY__…`).
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub kafka: messaging::KafkaSettings,
     pub inventory: InventorySettings,
+    /// The Redis read cache; without `cache.redis_url`, reads go to Postgres.
+    pub cache: CacheSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -84,14 +89,22 @@ impl Service for FlightInventory {
         pool: PgPool,
     ) -> anyhow::Result<ServiceApp> {
         let inventory = &settings.domain.inventory;
-        let store = FlightStore::new(pool.clone(), inventory.snapshot_every);
+        let cache = Cache::new(&settings.domain.cache)?;
+        tracing::info!(enabled = cache.is_enabled(), "read cache");
+        let store =
+            FlightStore::new(pool.clone(), inventory.snapshot_every).with_cache(cache.clone());
         eventstore::metrics::describe();
 
+        let projected = cache.clone();
         let search = ProjectionRunner::new(
             store.events().clone(),
             FlightSearchProjection,
             ProjectionSettings::default(),
-        )?;
+        )?
+        .after_commit(move |streams| {
+            let cache = projected.clone();
+            async move { read_cache::invalidate_projected(&cache, streams).await }
+        });
         // The read model's views must exist before the first search.
         search.initialize().await?;
 
@@ -115,6 +128,7 @@ impl Service for FlightInventory {
         let seat_commands = SeatCommands {
             store: store.clone(),
             hold_ttl: TimeDelta::seconds(inventory.hold_ttl_secs),
+            changed: read_cache::CommittedFlights::default(),
         };
         let sweep_interval = Duration::from_millis(inventory.sweep_interval_ms);
         let sweeper_store = store.clone();

@@ -259,6 +259,21 @@ pub struct SearchFilter {
     pub limit: i64,
 }
 
+impl SearchFilter {
+    /// The filter as a read-cache key: equal for equal searches, whatever
+    /// order or case the query string had them in.
+    pub fn cache_key(&self) -> String {
+        format!(
+            "o={}&d={}&date={}&limit={}",
+            self.origin.as_deref().unwrap_or("*"),
+            self.destination.as_deref().unwrap_or("*"),
+            self.date
+                .map_or_else(|| "*".to_owned(), |date| date.to_string()),
+            self.limit
+        )
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct SearchHit {
     flight_id: Uuid,
@@ -343,4 +358,37 @@ pub async fn checksum(pool: &PgPool) -> anyhow::Result<String> {
     .fetch_one(pool)
     .await
     .context("checksum the read model")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn equal_searches_share_a_cache_key_and_different_ones_do_not() {
+        let filter = |origin: Option<&str>, date: Option<&str>, limit| SearchFilter {
+            origin: origin.map(str::to_owned),
+            destination: None,
+            date: date.and_then(|date| date.parse().ok()),
+            limit,
+        };
+        let icn = filter(Some("ICN"), Some("2026-12-01"), 50);
+        assert_eq!(
+            icn.cache_key(),
+            filter(Some("ICN"), Some("2026-12-01"), 50).cache_key()
+        );
+        assert_eq!(icn.cache_key(), "o=ICN&d=*&date=2026-12-01&limit=50");
+        assert_ne!(
+            icn.cache_key(),
+            filter(Some("ICN"), Some("2026-12-02"), 50).cache_key()
+        );
+        assert_ne!(
+            icn.cache_key(),
+            filter(Some("ICN"), Some("2026-12-01"), 10).cache_key()
+        );
+        assert_ne!(
+            icn.cache_key(),
+            filter(None, Some("2026-12-01"), 50).cache_key()
+        );
+    }
 }

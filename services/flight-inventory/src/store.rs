@@ -7,9 +7,11 @@
 //! inside the caller's transaction, retrying on a version conflict; then the
 //! public events the decision amounts to ([`crate::integration`]) go to the
 //! outbox in that same transaction, so the events and their publication
-//! commit or fail together.
+//! commit or fail together. After a commit, the flight's views in the read
+//! cache are invalidated ([`crate::read_cache`]).
 
 use anyhow::Context;
+use cache::Cache;
 use contracts::Envelope;
 use eventstore::{
     Aggregate, ExecuteError, Executed, Loaded, PgEventStore, Repository, SnapshotPolicy,
@@ -21,6 +23,7 @@ use crate::domain::error::FlightError;
 use crate::domain::events::FlightEvent;
 use crate::domain::flight::Flight;
 use crate::integration;
+use crate::read_cache::flight_scope;
 
 /// How many times [`FlightStore::decide`] starts over against a contended
 /// flight. Seat commands for a flight arrive in order on its partition and
@@ -103,6 +106,7 @@ impl<R> From<Executed<Flight, R>> for Decided<R> {
 pub struct FlightStore {
     events: PgEventStore,
     flights: Repository<Flight, PgEventStore>,
+    cache: Cache,
 }
 
 impl FlightStore {
@@ -112,7 +116,23 @@ impl FlightStore {
             .with_snapshots(SnapshotPolicy::every(snapshot_every))
             .with_max_attempts(MAX_ATTEMPTS)
             .with_state_cache(RECENT_FLIGHTS);
-        Self { events, flights }
+        Self {
+            events,
+            flights,
+            cache: Cache::disabled(),
+        }
+    }
+
+    /// Invalidates `cache` after each decision this store commits.
+    #[must_use]
+    pub fn with_cache(mut self, cache: Cache) -> Self {
+        self.cache = cache;
+        self
+    }
+
+    /// The read cache in front of this store's flights.
+    pub fn cache(&self) -> &Cache {
+        &self.cache
     }
 
     pub fn events(&self) -> &PgEventStore {
@@ -171,8 +191,10 @@ impl FlightStore {
     }
 
     /// [`decide_in`](Self::decide_in) in transactions of its own (admin
-    /// requests, the sweeper): committed, subscribers woken, and decided
-    /// again in a new transaction if another writer got there first.
+    /// requests, the sweeper): committed, subscribers woken, the flight's
+    /// cached views invalidated (before the caller answers, so its caller
+    /// reads its own write), and decided again in a new transaction if
+    /// another writer got there first.
     pub async fn decide<R>(
         &self,
         flight_id: Uuid,
@@ -190,6 +212,9 @@ impl FlightStore {
                 ))
             })
             .await?;
+        if !executed.events.is_empty() {
+            self.cache.invalidate(&flight_scope(flight_id)).await;
+        }
         Ok(executed.into())
     }
 

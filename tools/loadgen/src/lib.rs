@@ -1,8 +1,10 @@
 //! The load generator's traffic, as a library so the chaos harness sends the
 //! same bookings: [`mix`] says what each request in the sequence is, [`setup`]
-//! schedules the flights and credits the customers it books for.
+//! schedules the flights and credits the customers it books for; [`reads`]
+//! is the read mix (search, detail, availability, booking status).
 
 pub mod mix;
+pub mod reads;
 pub mod setup;
 
 /// Where the services listen; checked to be this machine.

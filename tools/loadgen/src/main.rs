@@ -1,7 +1,9 @@
 //! `loadgen`: books flights through the public API at a fixed rate (open
 //! loop), measures how long bookings take to settle and how many settle per
 //! second, prints that next to a pgbench baseline from the same run on the
-//! same Postgres, and ends with the invariant checks.
+//! same Postgres; then sends a read mix (search, detail, availability,
+//! booking status) with flight-inventory's read cache on and off, beside
+//! pgbench's select-only baseline; and ends with the invariant checks.
 //!
 //! It schedules flights and credits customers of its own, talks only to
 //! 127.0.0.1, and bounds every loop in count and time.
@@ -18,6 +20,7 @@ use bench_support::{Baseline, CpuShares, ScratchDatabase};
 use chrono::TimeDelta;
 use clap::Parser;
 use invariant_checker::{Checker, CheckerSettings};
+use loadgen::reads::{self, ReadFigures, ReadPlan};
 use loadgen::{mix, setup, Targets};
 use sqlx::postgres::PgConnectOptions;
 
@@ -76,6 +79,12 @@ struct Args {
     /// pgbench clients for the baseline.
     #[arg(long, default_value_t = 4)]
     baseline_clients: usize,
+    /// Seconds of the read mix, with the cache on and again off; 0 skips it.
+    #[arg(long, default_value_t = 15)]
+    read_seconds: u64,
+    /// Readers of the read mix, each sending its next read when the last answered.
+    #[arg(long, default_value_t = 32)]
+    readers: usize,
     /// Skip the invariant checks at the end.
     #[arg(long)]
     skip_check: bool,
@@ -156,7 +165,11 @@ async fn main() -> anyhow::Result<ExitCode> {
 
     let baseline = if args.baseline_seconds > 0 {
         let baselines = measure_baselines(&args).await?;
-        for baseline in [&baselines.single_row_insert, &baselines.tpcb] {
+        for baseline in [
+            &baselines.single_row_insert,
+            &baselines.tpcb,
+            &baselines.select_only,
+        ] {
             println!(
                 "baseline: pgbench, {}, {} clients, {} s: {:.0} tps (avg {:.2} ms), load average {}",
                 baseline.0,
@@ -167,10 +180,12 @@ async fn main() -> anyhow::Result<ExitCode> {
                 bench_support::load_average()
             );
         }
-        Some(baselines.single_row_insert.1)
+        Some(baselines)
     } else {
         None
     };
+    let select_only = baseline.as_ref().map(|b| b.select_only.1);
+    let baseline = baseline.map(|b| b.single_row_insert.1);
 
     let checker_settings = CheckerSettings {
         database_url: args.database_url.clone(),
@@ -241,6 +256,9 @@ async fn main() -> anyhow::Result<ExitCode> {
             println!("  did not keep up: {why}");
         }
     }
+    if args.read_seconds > 0 {
+        read_mix(&http, &targets, &world, &args, select_only.as_ref()).await?;
+    }
     println!(
         "\nload average at the end of the load: {}",
         bench_support::load_average()
@@ -278,10 +296,74 @@ fn loopback_http(url: &str) -> anyhow::Result<String> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// The two plain-Postgres figures a run is read against, each labelled.
+/// The plain-Postgres figures a run is read against, each labelled.
 struct Baselines {
     single_row_insert: (&'static str, Baseline),
     tpcb: (&'static str, Baseline),
+    select_only: (&'static str, Baseline),
+}
+
+/// The read mix with the cache on, then off, each beside pgbench's select-only figure.
+async fn read_mix(
+    http: &reqwest::Client,
+    targets: &Targets,
+    world: &setup::World,
+    args: &Args,
+    select_only: Option<&Baseline>,
+) -> anyhow::Result<()> {
+    let bookings = reads::some_bookings(http, targets, world, 200)
+        .await
+        .context("list bookings for the read mix")?;
+    for cache_off in [false, true] {
+        let plan = ReadPlan {
+            readers: args.readers.clamp(1, 512),
+            duration: Duration::from_secs(args.read_seconds.min(MAX_SECONDS)),
+            cache_off,
+        };
+        let cpu_before = CpuShares::read();
+        let figures = reads::run_reads(http, targets, world, &bookings, &plan).await;
+        let cpu = CpuShares::read().since(&cpu_before);
+        println!(
+            "\nread mix, cache {}, {} readers for {} s ({} bookings to check):",
+            if cache_off { "off" } else { "on" },
+            plan.readers,
+            plan.duration.as_secs(),
+            bookings.len()
+        );
+        print_read_figures(&figures, select_only);
+        print_cpu(&cpu);
+    }
+    Ok(())
+}
+
+fn print_read_figures(figures: &ReadFigures, select_only: Option<&Baseline>) {
+    let line = |label: &str, latencies: &bench_support::Latencies| {
+        println!(
+            "  {label:<15} p50 {:>7.2} ms   p99 {:>7.2} ms   max {:>7.1} ms   ({} reads)",
+            latencies.percentile_ms(0.50),
+            latencies.percentile_ms(0.99),
+            latencies.max_ms(),
+            latencies.len()
+        );
+    };
+    line("all reads", &figures.all);
+    for (kind, latencies) in &figures.by_kind {
+        line(kind.label(), latencies);
+    }
+    println!(
+        "  throughput: {:.0} reads/s ({} errors of {} requests)",
+        figures.throughput(),
+        figures.errors,
+        figures.requests
+    );
+    if let Some(baseline) = select_only {
+        println!(
+            "  beside the baseline: {:.0} reads/s = {:.3}× pgbench's {:.0} select-only tps",
+            figures.throughput(),
+            figures.throughput() / baseline.tps,
+            baseline.tps
+        );
+    }
 }
 
 async fn measure_baselines(args: &Args) -> anyhow::Result<Baselines> {
@@ -302,9 +384,18 @@ async fn measure_baselines(args: &Args) -> anyhow::Result<Baselines> {
             bench_support::pgbench_tpcb_baseline(scratch.url(), clients as u32, clients, duration)
                 .await
                 .context("measure the TPC-B baseline")?;
+        let select_only = bench_support::pgbench_select_only_baseline(
+            scratch.url(),
+            clients as u32,
+            clients,
+            duration,
+        )
+        .await
+        .context("measure the select-only baseline")?;
         anyhow::Ok(Baselines {
             single_row_insert: ("one-row INSERT per transaction", single_row_insert),
             tpcb: ("TPC-B (tpcb-like)", tpcb),
+            select_only: ("select-only (-S)", select_only),
         })
     }
     .await;
