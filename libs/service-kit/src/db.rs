@@ -45,7 +45,10 @@ pub async fn connect(
     let mut backoff = Duration::from_millis(100);
     loop {
         match pool_options.clone().connect_with(options.clone()).await {
-            Ok(pool) => return Ok(pool),
+            Ok(pool) => {
+                crate::pool_metrics::register(application_name, &pool);
+                return Ok(pool);
+            }
             Err(error) if tokio::time::Instant::now() + backoff < deadline => {
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(backoff).await;

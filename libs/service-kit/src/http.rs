@@ -75,7 +75,11 @@ pub fn stack(routes: Router, settings: &HttpSettings) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // A failed request is logged once, by its problem
+                // (`ApiError`), at the level its cause deserves; tower-http
+                // would log every 5xx again at ERROR, overload included.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }

@@ -51,6 +51,7 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 pub fn render() -> String {
     match handle() {
         Some(handle) => {
+            crate::pool_metrics::sample();
             handle.run_upkeep();
             handle.render()
         }

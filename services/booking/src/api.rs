@@ -125,7 +125,10 @@ fn booking_not_found() -> ApiError {
 /// payment for a card token, then stores the booking and starts its saga in
 /// one transaction. 202 with the pending booking; with `Prefer: wait=N`, 201
 /// once it settles within N seconds.
-#[tracing::instrument(skip_all, fields(booking_id = tracing::field::Empty), err(Debug))]
+#[tracing::instrument(
+    skip_all,
+    fields(booking_id = tracing::field::Empty, correlation_id = tracing::field::Empty)
+)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -186,7 +189,11 @@ pub async fn create(
 
     let now = Utc::now();
     let booking_id = Uuid::now_v7();
-    tracing::Span::current().record("booking_id", tracing::field::display(booking_id));
+    // The booking id is the saga's correlation id: log lines and messages
+    // about this booking carry it from here on.
+    let span = tracing::Span::current();
+    span.record("booking_id", tracing::field::display(booking_id));
+    span.record("correlation_id", tracing::field::display(booking_id));
     let flight = FlightSummary {
         flight_id: quote.flight_id,
         flight_number: quote.flight_number,
@@ -330,7 +337,7 @@ struct CancelRequest {
 
 /// `POST /bookings/{id}/cancel`: undoes a pending or confirmed booking —
 /// seats released, card and miles refunded — and tells the customer.
-#[tracing::instrument(skip_all, fields(booking_id = %booking_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(booking_id = %booking_id, correlation_id = %booking_id))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
@@ -508,7 +515,7 @@ pub async fn get_saga(
 }
 
 /// `POST /sagas/{id}/retry` (operator): a parked saga's stuck step gets a fresh budget.
-#[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(saga_id = %saga_id))]
 pub async fn retry_saga(
     State(state): State<AppState>,
     _admin: Admin,
@@ -527,7 +534,7 @@ pub async fn retry_saga(
 /// `POST /sagas/{id}/compensate` (operator): undoes a running, parked or
 /// completed saga. A customer who was already sent a confirmation gets a
 /// correction: it cannot be unsent.
-#[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(saga_id = %saga_id))]
 pub async fn compensate_saga(
     State(state): State<AppState>,
     _admin: Admin,

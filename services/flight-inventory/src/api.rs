@@ -122,7 +122,7 @@ pub struct DetailQuery {
 }
 
 /// `GET /flights/{id}`, `?as_of=<RFC 3339>` or `?version=N` for the flight as it was.
-#[tracing::instrument(skip_all, fields(flight_id = %flight_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(flight_id = %flight_id))]
 pub async fn detail(
     State(state): State<AppState>,
     _caller: Caller,
@@ -298,7 +298,7 @@ pub struct ScheduleRequest {
 }
 
 /// `POST /flights` (admin): schedules a flight; `201 Created` with its `Location`.
-#[tracing::instrument(skip_all, err(Debug))]
+#[tracing::instrument(skip_all)]
 pub async fn schedule(
     State(state): State<AppState>,
     _admin: Admin,
