@@ -465,7 +465,7 @@ impl Consumer {
                     let handled = self
                         .handler
                         .handle(&mut tx, &incoming)
-                        .instrument(span)
+                        .instrument(span.clone())
                         .await;
                     if let Err(error) = handled {
                         tracing::debug!(%error, "a handler failed in a batch; applying it again message by message");
@@ -475,7 +475,7 @@ impl Consumer {
                     Outcome::Applied
                 }
             };
-            outcomes.push((outcome, started.elapsed()));
+            outcomes.push((outcome, started.elapsed(), span));
         }
         self.commit_batch(tx, outcomes).await.map(Some)
     }
@@ -531,10 +531,10 @@ impl Consumer {
                     }
                 }
             }
-            .instrument(span)
+            .instrument(span.clone())
             .await?;
             let Some(outcome) = outcome else { break };
-            outcomes.push((outcome, started.elapsed()));
+            outcomes.push((outcome, started.elapsed(), span));
         }
         self.commit_batch(tx, outcomes).await
     }
@@ -543,21 +543,21 @@ impl Consumer {
     async fn commit_batch(
         &self,
         tx: sqlx::Transaction<'_, sqlx::Postgres>,
-        outcomes: Vec<(Outcome, Duration)>,
+        outcomes: Vec<(Outcome, Duration, tracing::Span)>,
     ) -> anyhow::Result<usize> {
         tx.commit().await.context("commit a batch")?;
         // What the handlers wrote to the outbox is committed now: publish it at once.
         OUTBOX_WRITTEN.wake();
         if outcomes
             .iter()
-            .any(|(outcome, _)| matches!(outcome, Outcome::Applied))
+            .any(|(outcome, _, _)| matches!(outcome, Outcome::Applied))
         {
             self.handler.after_commit().await;
         }
         self.stats.inner.batches.fetch_add(1, Ordering::Relaxed);
         let committed = outcomes.len();
-        for (outcome, elapsed) in outcomes {
-            self.count(&outcome, elapsed);
+        for (outcome, elapsed, span) in outcomes {
+            self.count(&outcome, elapsed, &span);
         }
         Ok(committed)
     }
@@ -618,9 +618,9 @@ impl Consumer {
                 }
             }
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await?;
-        self.count(&outcome, started.elapsed());
+        self.count(&outcome, started.elapsed(), &span);
         Some(())
     }
 
@@ -669,7 +669,19 @@ impl Consumer {
         (span, prepared)
     }
 
-    fn count(&self, outcome: &Outcome, elapsed: Duration) {
+    /// Counts a settled message and logs an applied one in its span: one
+    /// INFO line per message a handler applied, the messaging counterpart of
+    /// a request's access-log line, so a booking can be followed through
+    /// every service's logs by its correlation id.
+    fn count(&self, outcome: &Outcome, elapsed: Duration, span: &tracing::Span) {
+        if matches!(outcome, Outcome::Applied) {
+            span.in_scope(|| {
+                tracing::info!(
+                    elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                    "message applied"
+                );
+            });
+        }
         metrics::histogram!("consumer_handler_duration_seconds", "consumer" => self.name.clone())
             .record(elapsed.as_secs_f64());
         metrics::counter!("consumer_messages_total", "consumer" => self.name.clone(), "outcome" => outcome.label())

@@ -96,6 +96,9 @@ fn request_span(request: &Request) -> tracing::Span {
         path = %request.uri().path(),
         request_id,
         trace_id = tracing::field::Empty,
+        // What the request is about (a booking's id), once the handler knows:
+        // `telemetry::record_correlation_id`.
+        correlation_id = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))

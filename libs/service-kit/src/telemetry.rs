@@ -143,3 +143,11 @@ pub fn current_trace_headers() -> Vec<(String, String)> {
     });
     pairs.0
 }
+
+/// Records what the current request or message is about (the booking, for
+/// the booking saga) as its `correlation_id`, which every later log line in
+/// it carries. Call it from a handler that is not itself instrumented: the
+/// current span is then the request's, which declares the field.
+pub fn record_correlation_id(correlation_id: impl std::fmt::Display) {
+    tracing::Span::current().record("correlation_id", tracing::field::display(correlation_id));
+}

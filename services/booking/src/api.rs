@@ -15,7 +15,7 @@ use contracts::Money;
 use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Admin, Caller};
-use service_kit::{ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
+use service_kit::{telemetry, ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
 use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
@@ -125,10 +125,6 @@ fn booking_not_found() -> ApiError {
 /// payment for a card token, then stores the booking and starts its saga in
 /// one transaction. 202 with the pending booking; with `Prefer: wait=N`, 201
 /// once it settles within N seconds.
-#[tracing::instrument(
-    skip_all,
-    fields(booking_id = tracing::field::Empty, correlation_id = tracing::field::Empty)
-)]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -154,9 +150,14 @@ pub async fn create(
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     if let Some(booking_id) = replayed(&mut conn, idempotency_key, &fingerprint).await? {
         drop(conn);
+        telemetry::record_correlation_id(booking_id);
         return respond(&state, &caller, booking_id, wait).await;
     }
     drop(conn);
+    // Minted before the delegates are asked, so every line this request
+    // logs from here on (and every message of the saga) carries it.
+    let booking_id = Uuid::now_v7();
+    telemetry::record_correlation_id(booking_id);
 
     let quote = state
         .delegates
@@ -188,12 +189,6 @@ pub async fn create(
     };
 
     let now = Utc::now();
-    let booking_id = Uuid::now_v7();
-    // The booking id is the saga's correlation id: log lines and messages
-    // about this booking carry it from here on.
-    let span = tracing::Span::current();
-    span.record("booking_id", tracing::field::display(booking_id));
-    span.record("correlation_id", tracing::field::display(booking_id));
     let flight = FlightSummary {
         flight_id: quote.flight_id,
         flight_number: quote.flight_number,
@@ -337,13 +332,13 @@ struct CancelRequest {
 
 /// `POST /bookings/{id}/cancel`: undoes a pending or confirmed booking —
 /// seats released, card and miles refunded — and tells the customer.
-#[tracing::instrument(skip_all, fields(booking_id = %booking_id, correlation_id = %booking_id))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(booking_id): Path<Uuid>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    telemetry::record_correlation_id(booking_id);
     let request: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CancelRequest::default()
     } else {
