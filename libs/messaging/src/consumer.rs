@@ -848,6 +848,15 @@ impl Consumer {
         .execute(&self.pool)
         .await
         .context("prune the inbox")?;
+        // The dead-letter queue's depth: what still waits for an operator.
+        let parked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dead_letters WHERE consumer = $1 AND status = 'parked'",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.pool)
+        .await
+        .context("count parked dead letters")?;
+        metrics::gauge!("dead_letters_parked", "consumer" => self.name.clone()).set(parked as f64);
         Ok(())
     }
 }

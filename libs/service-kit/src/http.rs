@@ -202,7 +202,12 @@ struct Readiness {
     checks: serde_json::Map<String, serde_json::Value>,
 }
 
-async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Response {
+type Checks = Arc<Vec<Arc<dyn ReadinessCheck>>>;
+
+/// Runs every readiness check (each bounded by [`READINESS_CHECK_TIMEOUT`])
+/// and records the outcome as `service_ready` and `readiness_check_ok{check}`
+/// gauges; returns each check's failure, if it failed.
+async fn run_readiness_checks(checks: &Checks) -> Vec<(&'static str, Option<String>)> {
     let outcomes = futures::future::join_all(checks.iter().map(|check| async move {
         let outcome = tokio::time::timeout(READINESS_CHECK_TIMEOUT, check.check()).await;
         let failure = match outcome {
@@ -213,6 +218,20 @@ async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Respo
         (check.name(), failure)
     }))
     .await;
+    for (name, failure) in &outcomes {
+        metrics::gauge!("readiness_check_ok", "check" => *name).set(if failure.is_none() {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    let all_ready = outcomes.iter().all(|(_, failure)| failure.is_none());
+    metrics::gauge!("service_ready").set(if all_ready { 1.0 } else { 0.0 });
+    outcomes
+}
+
+async fn ready(State(checks): State<Checks>) -> Response {
+    let outcomes = run_readiness_checks(&checks).await;
     let mut all_ready = true;
     let mut report = serde_json::Map::new();
     for (name, failure) in outcomes {
@@ -240,7 +259,11 @@ async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Respo
     }
 }
 
-async fn metrics_text() -> Response {
+/// The Prometheus text format. Readiness is checked on every scrape, so
+/// `service_ready` is fresh wherever Prometheus scrapes, whether or not an
+/// orchestrator probes `/health/ready`.
+async fn metrics_text(State(checks): State<Checks>) -> Response {
+    run_readiness_checks(&checks).await;
     (
         StatusCode::OK,
         [(
