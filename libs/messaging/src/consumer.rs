@@ -260,6 +260,9 @@ impl Consumer {
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs).context("subscribe")?;
         tracing::info!(consumer = self.name, group, topics = ?topics, "consumer started");
+        // At zero from the start, so the first dead letter is an increase
+        // `rate()` sees, and the dashboards and alerts have a series to read.
+        metrics::counter!("dead_letters_total", "consumer" => self.name.clone()).increment(0);
 
         let maintenance_interval = Duration::from_millis(self.settings.maintenance_interval_ms);
         let mut maintenance = tokio::time::interval(maintenance_interval);

@@ -138,6 +138,7 @@ impl<E: StepExecutor> Orchestrator<E> {
         self.carry_out(conn, &slip, &actions).await?;
         self.executor.on_change(conn, previous, &slip).await?;
         metrics::counter!("saga_started_total", "saga_type" => slip.saga_type.clone()).increment(1);
+        register_outcome_counters(&slip.saga_type);
         record_transition(previous, &slip);
         Ok(slip)
     }
@@ -487,6 +488,22 @@ fn outcome_label(outcome: &StepOutcome) -> &'static str {
             transient: false, ..
         } => "refused",
     }
+}
+
+/// Makes the outcome counters of `saga_type` exist at zero before the first
+/// saga reaches them: a parked counter that appears only at the first park
+/// makes `rate()` blind to that park, and leaves the dashboards' panels and
+/// the alerts' selectors empty until then.
+fn register_outcome_counters(saga_type: &str) {
+    for (counter, status) in [
+        ("saga_completed_total", SagaStatus::Completed),
+        ("saga_compensated_total", SagaStatus::Compensated),
+        ("saga_parked_total", SagaStatus::FailedCompensation),
+    ] {
+        metrics::counter!(counter, "saga_type" => saga_type.to_owned(), "status" => status.as_str())
+            .increment(0);
+    }
+    metrics::counter!("saga_stale_replies_total").increment(0);
 }
 
 fn record_transition(previous: SagaStatus, slip: &RoutingSlip) {

@@ -56,6 +56,8 @@ pub fn operational(readiness: Vec<Arc<dyn ReadinessCheck>>) -> Routes {
 pub fn stack(routes: Router, settings: &HttpSettings) -> Router {
     // Install the recorder before the first request, or that request's metrics go nowhere.
     crate::metrics::handle();
+    // At zero before the first shed request (see `pool_metrics` for why).
+    metrics::counter!("http_requests_shed_total").increment(0);
     let limits = Arc::new(Limits {
         in_flight: Semaphore::new(settings.max_concurrent_requests.max(1)),
         timeout: settings.request_timeout(),
