@@ -19,6 +19,9 @@ pub fn register(name: &str, pool: &PgPool) {
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
     pools.push((name.to_owned(), pool.clone()));
+    // The pool is made before the HTTP stack installs the recorder: install
+    // it now, or this counter goes nowhere.
+    crate::metrics::handle();
     // A counter that appears only at its first increment hides that
     // increment from `rate()`, and leaves the panels and alert selectors
     // that read it empty until then: it exists at zero from the start.
