@@ -96,6 +96,9 @@ async fn a_booking_with_a_retried_payment_and_a_compensation_is_one_trace_across
         ))
         .await;
     assert_eq!(system.settled(booking_id).await["status"], "confirmed");
+    // For `scripts/check-observe.py trace --service contrail-system-test`
+    // when the spans also go to a real trace store.
+    eprintln!("traced booking {booking_id}");
     // The customer cancels: refund, release, a cancellation notice.
     let (status, answer) = system
         .booking
