@@ -45,10 +45,7 @@ pub async fn connect(
     let mut backoff = Duration::from_millis(100);
     loop {
         match pool_options.clone().connect_with(options.clone()).await {
-            Ok(pool) => {
-                crate::pool_metrics::register(application_name, &pool);
-                return Ok(pool);
-            }
+            Ok(pool) => return Ok(pool),
             Err(error) if tokio::time::Instant::now() + backoff < deadline => {
                 tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "database not reachable yet");
                 tokio::time::sleep(backoff).await;
@@ -124,7 +121,8 @@ pub async fn advisory_xact_lock(
     Ok(())
 }
 
-/// Readiness: the pool can run a query.
+/// Readiness: the pool can run a query. Also samples the pool's gauges
+/// ([`crate::pool_metrics`]) each time it runs, before it takes a connection.
 #[derive(Debug, Clone)]
 pub struct DatabaseReadiness {
     pool: PgPool,
@@ -132,6 +130,7 @@ pub struct DatabaseReadiness {
 
 impl DatabaseReadiness {
     pub fn new(pool: PgPool) -> Self {
+        crate::pool_metrics::register();
         Self { pool }
     }
 }
@@ -143,6 +142,7 @@ impl ReadinessCheck for DatabaseReadiness {
 
     fn check(&self) -> futures::future::BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
+            crate::pool_metrics::sample(&self.pool);
             sqlx::query("SELECT 1")
                 .execute(&self.pool)
                 .await

@@ -51,7 +51,6 @@ pub fn handle() -> Option<&'static PrometheusHandle> {
 pub fn render() -> String {
     match handle() {
         Some(handle) => {
-            crate::pool_metrics::sample();
             handle.run_upkeep();
             handle.render()
         }
