@@ -4,7 +4,7 @@
 #
 #   Jaeger v2      http://127.0.0.1:16687  UI and query API; OTLP/HTTP in on 14318, OTLP/gRPC on 14317
 #   Prometheus     http://127.0.0.1:19090  scrapes the four services every 5 s with deploy/prometheus/alerts.yml
-#   Alertmanager   http://127.0.0.1:19093  receives Prometheus's alerts (deploy/alertmanager/alertmanager.yml)
+#   Alertmanager   http://127.0.0.1:19193  receives Prometheus's alerts (deploy/alertmanager/alertmanager.yml)
 #
 # Jaeger is built once from the Go module proxy (deploy/jaeger/go.mod pins it,
 # a few minutes on 2 cores) into .local/bin; Prometheus and Alertmanager are
@@ -27,8 +27,8 @@ JAEGER_VERSION=v1.75.0 # the Go module's version; its binary is Jaeger v2
 JAEGER_UI_PORT=16687
 JAEGER_OTLP_HTTP_PORT=14318
 PROMETHEUS_PORT="${CONTRAIL_OBSERVE_PROMETHEUS_PORT:-19090}"
-ALERTMANAGER_PORT="${CONTRAIL_OBSERVE_ALERTMANAGER_PORT:-19093}"
-ALERTMANAGER_CLUSTER_PORT="${CONTRAIL_OBSERVE_ALERTMANAGER_CLUSTER_PORT:-19094}"
+ALERTMANAGER_PORT="${CONTRAIL_OBSERVE_ALERTMANAGER_PORT:-19193}"
+ALERTMANAGER_CLUSTER_PORT="${CONTRAIL_OBSERVE_ALERTMANAGER_CLUSTER_PORT:-19194}"
 # name=host:port of each service to scrape; `make up`'s services by default.
 TARGETS="${CONTRAIL_OBSERVE_TARGETS:-$(for entry in "${SERVICES[@]}"; do printf '%s=127.0.0.1:%s,' "${entry%%:*}" "${entry##*:}"; done)}"
 
