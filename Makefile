@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help up down status demo test fmt lint check load chaos
+.PHONY: help up down status demo test fmt lint check load chaos observe
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  make %-8s %s\n", $$1, $$2}'
@@ -10,7 +10,10 @@ help: ## List the targets
 up: ## Start Postgres (if stopped), the broker and the four services; harmless to repeat
 	@scripts/up.sh
 
-down: ## Stop exactly what `make up` started
+observe: ## Jaeger, Prometheus and Alertmanager beside `make up` (own ports; see docs/observability.md)
+	@scripts/observe.sh up
+
+down: ## Stop exactly what `make up` and `make observe` started
 	@scripts/down.sh
 
 status: ## Show what is running and whether it is ready

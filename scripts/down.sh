@@ -9,6 +9,8 @@ for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
   stop_pid_file "$RUN_DIR/${SERVICES[i]%%:*}.pid" 20
 done
 stop_pid_file "$RUN_DIR/broker.pid" 15
+# What `make observe` started: Jaeger, Prometheus, Alertmanager.
+"$ROOT/scripts/observe.sh" down
 stop_pid_file "$RUN_DIR/redis.pid" 10
 if [[ -f "$RUN_DIR/postgres.started" ]]; then
   read -r version cluster <"$RUN_DIR/postgres.started"

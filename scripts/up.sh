@@ -27,6 +27,11 @@ done
 export FLIGHT_INVENTORY__CACHE__REDIS_URL="${FLIGHT_INVENTORY__CACHE__REDIS_URL:-redis://$REDIS_HOST:$REDIS_PORT}"
 export BOOKING__DELEGATES__SERVICE_TOKEN_FILE="$AUTH_DIR/booking.token"
 export BOOKING__IDEMPOTENCY__FINGERPRINT_KEY_FILE="$AUTH_DIR/fingerprint.key"
+# `make observe` leaves the OTLP endpoint of its trace store here.
+if [[ -f "$RUN_DIR/observe.env" ]]; then
+  log "exporting traces to the trace store of make observe"
+  source "$RUN_DIR/observe.env"
+fi
 
 ready() { curl -fsS -o /dev/null --max-time 2 "http://127.0.0.1:$1/health/ready" 2>/dev/null; }
 

@@ -612,7 +612,7 @@ else
 fi
 
 render() { kubectl kustomize "$1" >"$2"; }
-for dir in k8s/base k8s/overlays/*/ k8s/prometheus-adapter; do
+for dir in k8s/base k8s/overlays/*/ k8s/prometheus-adapter k8s/observability; do
   dir=${dir%/}
   out="$WORK/$(basename "$dir").yaml"
   check "kubernetes: kustomize build $dir" render "$dir" "$out"

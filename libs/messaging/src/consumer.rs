@@ -260,6 +260,9 @@ impl Consumer {
         let topic_refs: Vec<&str> = topics.iter().map(String::as_str).collect();
         consumer.subscribe(&topic_refs).context("subscribe")?;
         tracing::info!(consumer = self.name, group, topics = ?topics, "consumer started");
+        // At zero from the start, so the first dead letter is an increase
+        // `rate()` sees, and the dashboards and alerts have a series to read.
+        metrics::counter!("dead_letters_total", "consumer" => self.name.clone()).increment(0);
 
         let maintenance_interval = Duration::from_millis(self.settings.maintenance_interval_ms);
         let mut maintenance = tokio::time::interval(maintenance_interval);
@@ -465,7 +468,7 @@ impl Consumer {
                     let handled = self
                         .handler
                         .handle(&mut tx, &incoming)
-                        .instrument(span)
+                        .instrument(span.clone())
                         .await;
                     if let Err(error) = handled {
                         tracing::debug!(%error, "a handler failed in a batch; applying it again message by message");
@@ -475,7 +478,7 @@ impl Consumer {
                     Outcome::Applied
                 }
             };
-            outcomes.push((outcome, started.elapsed()));
+            outcomes.push((outcome, started.elapsed(), span));
         }
         self.commit_batch(tx, outcomes).await.map(Some)
     }
@@ -531,10 +534,10 @@ impl Consumer {
                     }
                 }
             }
-            .instrument(span)
+            .instrument(span.clone())
             .await?;
             let Some(outcome) = outcome else { break };
-            outcomes.push((outcome, started.elapsed()));
+            outcomes.push((outcome, started.elapsed(), span));
         }
         self.commit_batch(tx, outcomes).await
     }
@@ -543,21 +546,21 @@ impl Consumer {
     async fn commit_batch(
         &self,
         tx: sqlx::Transaction<'_, sqlx::Postgres>,
-        outcomes: Vec<(Outcome, Duration)>,
+        outcomes: Vec<(Outcome, Duration, tracing::Span)>,
     ) -> anyhow::Result<usize> {
         tx.commit().await.context("commit a batch")?;
         // What the handlers wrote to the outbox is committed now: publish it at once.
         OUTBOX_WRITTEN.wake();
         if outcomes
             .iter()
-            .any(|(outcome, _)| matches!(outcome, Outcome::Applied))
+            .any(|(outcome, _, _)| matches!(outcome, Outcome::Applied))
         {
             self.handler.after_commit().await;
         }
         self.stats.inner.batches.fetch_add(1, Ordering::Relaxed);
         let committed = outcomes.len();
-        for (outcome, elapsed) in outcomes {
-            self.count(&outcome, elapsed);
+        for (outcome, elapsed, span) in outcomes {
+            self.count(&outcome, elapsed, &span);
         }
         Ok(committed)
     }
@@ -618,9 +621,9 @@ impl Consumer {
                 }
             }
         }
-        .instrument(span)
+        .instrument(span.clone())
         .await?;
-        self.count(&outcome, started.elapsed());
+        self.count(&outcome, started.elapsed(), &span);
         Some(())
     }
 
@@ -669,7 +672,19 @@ impl Consumer {
         (span, prepared)
     }
 
-    fn count(&self, outcome: &Outcome, elapsed: Duration) {
+    /// Counts a settled message and logs an applied one in its span: one
+    /// INFO line per message a handler applied, the messaging counterpart of
+    /// a request's access-log line, so a booking can be followed through
+    /// every service's logs by its correlation id.
+    fn count(&self, outcome: &Outcome, elapsed: Duration, span: &tracing::Span) {
+        if matches!(outcome, Outcome::Applied) {
+            span.in_scope(|| {
+                tracing::info!(
+                    elapsed_ms = elapsed.as_secs_f64() * 1000.0,
+                    "message applied"
+                );
+            });
+        }
         metrics::histogram!("consumer_handler_duration_seconds", "consumer" => self.name.clone())
             .record(elapsed.as_secs_f64());
         metrics::counter!("consumer_messages_total", "consumer" => self.name.clone(), "outcome" => outcome.label())
@@ -836,6 +851,15 @@ impl Consumer {
         .execute(&self.pool)
         .await
         .context("prune the inbox")?;
+        // The dead-letter queue's depth: what still waits for an operator.
+        let parked: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM dead_letters WHERE consumer = $1 AND status = 'parked'",
+        )
+        .bind(&self.name)
+        .fetch_one(&self.pool)
+        .await
+        .context("count parked dead letters")?;
+        metrics::gauge!("dead_letters_parked", "consumer" => self.name.clone()).set(parked as f64);
         Ok(())
     }
 }

@@ -10,6 +10,8 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::future_producer::Delivery;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::statistics::Statistics;
+use rdkafka::ClientContext;
 
 use crate::settings::client_config;
 
@@ -27,7 +29,7 @@ pub struct OutgoingRecord {
 /// only once every in-sync replica has it.
 #[derive(Clone)]
 pub struct Producer {
-    inner: FutureProducer,
+    inner: FutureProducer<ProducerHealth>,
 }
 
 impl std::fmt::Debug for Producer {
@@ -38,13 +40,16 @@ impl std::fmt::Debug for Producer {
 
 impl Producer {
     pub fn new(settings: &KafkaSettings, client_id: &str) -> anyhow::Result<Self> {
-        let inner: FutureProducer = client_config(settings, client_id)
+        let inner: FutureProducer<ProducerHealth> = client_config(settings, client_id)
             .set("enable.idempotence", "true")
             .set("acks", "all")
             // Low latency first: the relay already batches what it claims.
             .set("linger.ms", "1")
             .set("message.timeout.ms", "30000")
-            .create()
+            .set("statistics.interval.ms", "5000")
+            .create_with_context(ProducerHealth {
+                client: client_id.to_owned(),
+            })
             .context("create the kafka producer")?;
         Ok(Self { inner })
     }
@@ -105,5 +110,40 @@ impl Producer {
             outcomes.push(outcome);
         }
         outcomes
+    }
+}
+
+/// Exports what the producer knows of the broker from librdkafka's
+/// statistics: the brokers it is connected to, their round-trip time, and
+/// the messages waiting in its queue (which grow when the broker is slow or
+/// gone, before any send fails).
+struct ProducerHealth {
+    client: String,
+}
+
+impl ClientContext for ProducerHealth {
+    fn stats(&self, statistics: Statistics) {
+        metrics::gauge!("kafka_producer_queue_messages", "client" => self.client.clone())
+            .set(statistics.msg_cnt as f64);
+        // Bootstrap entries (node id -1) are addresses, not brokers.
+        let brokers = statistics
+            .brokers
+            .values()
+            .filter(|broker| broker.nodeid >= 0);
+        let mut up = 0_u32;
+        for broker in brokers {
+            if broker.state == "UP" {
+                up += 1;
+            }
+            if let Some(rtt) = &broker.rtt {
+                metrics::gauge!(
+                    "kafka_broker_rtt_seconds",
+                    "client" => self.client.clone(),
+                    "broker" => broker.nodeid.to_string()
+                )
+                .set(rtt.avg as f64 / 1_000_000.0);
+            }
+        }
+        metrics::gauge!("kafka_brokers_up", "client" => self.client.clone()).set(f64::from(up));
     }
 }

@@ -11,13 +11,20 @@ use sqlx::types::Json;
 use sqlx::PgConnection;
 use uuid::Uuid;
 
+use service_kit::trace_context::TraceContext;
+
 use crate::slip::{RoutingSlip, SagaStatus};
 
-/// Stores a new slip.
-pub async fn insert(conn: &mut PgConnection, slip: &RoutingSlip) -> anyhow::Result<()> {
+/// Stores a new slip, with the trace context everything the saga does later
+/// continues (migration 3002).
+pub async fn insert(
+    conn: &mut PgConnection,
+    slip: &RoutingSlip,
+    trace: &TraceContext,
+) -> anyhow::Result<()> {
     sqlx::query(
-        "INSERT INTO sagas (saga_id, saga_type, status, slip, next_wakeup_at, created_at, updated_at, finished_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        "INSERT INTO sagas (saga_id, saga_type, status, slip, next_wakeup_at, created_at, updated_at, finished_at, trace_context)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
     )
     .bind(slip.saga_id)
     .bind(&slip.saga_type)
@@ -27,6 +34,7 @@ pub async fn insert(conn: &mut PgConnection, slip: &RoutingSlip) -> anyhow::Resu
     .bind(slip.created_at)
     .bind(slip.updated_at)
     .bind(slip.finished_at)
+    .bind((!trace.is_empty()).then_some(Json(trace)))
     .execute(conn)
     .await
     .with_context(|| format!("insert saga {}", slip.saga_id))?;
@@ -56,6 +64,20 @@ pub async fn get(conn: &mut PgConnection, saga_id: Uuid) -> anyhow::Result<Optio
             .await
             .with_context(|| format!("read saga {saga_id}"))?;
     Ok(slip.map(|Json(slip)| slip))
+}
+
+/// The trace context the saga was started in; empty if it was started
+/// outside a trace or before sagas kept one.
+pub async fn trace_context(conn: &mut PgConnection, saga_id: Uuid) -> anyhow::Result<TraceContext> {
+    let trace = sqlx::query_scalar::<_, Option<Json<TraceContext>>>(
+        "SELECT trace_context FROM sagas WHERE saga_id = $1",
+    )
+    .bind(saga_id)
+    .fetch_optional(conn)
+    .await
+    .with_context(|| format!("read the trace context of saga {saga_id}"))?
+    .flatten();
+    Ok(trace.map(|Json(trace)| trace).unwrap_or_default())
 }
 
 /// Writes a changed slip back.
@@ -143,4 +165,29 @@ pub async fn list(
     .fetch_all(conn)
     .await
     .context("list sagas")
+}
+
+/// How many sagas are in one unsettled status, and how long the oldest has
+/// been there.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct OpenSagas {
+    pub status: String,
+    pub count: i64,
+    /// Seconds since the oldest of them was started.
+    pub oldest_age_seconds: f64,
+}
+
+/// Sagas that are not settled (running, compensating, or waiting for an
+/// operator), by status; statuses without any are left out.
+pub async fn open_sagas(conn: &mut PgConnection) -> anyhow::Result<Vec<OpenSagas>> {
+    sqlx::query_as(
+        "SELECT status, count(*) AS count,
+                extract(epoch FROM now() - min(created_at))::float8 AS oldest_age_seconds
+         FROM sagas
+         WHERE status IN ('running', 'compensating', 'failed_compensation', 'parked')
+         GROUP BY status",
+    )
+    .fetch_all(conn)
+    .await
+    .context("count unsettled sagas")
 }

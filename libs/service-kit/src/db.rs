@@ -121,7 +121,8 @@ pub async fn advisory_xact_lock(
     Ok(())
 }
 
-/// Readiness: the pool can run a query.
+/// Readiness: the pool can run a query. Also samples the pool's gauges
+/// ([`crate::pool_metrics`]) each time it runs, before it takes a connection.
 #[derive(Debug, Clone)]
 pub struct DatabaseReadiness {
     pool: PgPool,
@@ -129,6 +130,7 @@ pub struct DatabaseReadiness {
 
 impl DatabaseReadiness {
     pub fn new(pool: PgPool) -> Self {
+        crate::pool_metrics::register();
         Self { pool }
     }
 }
@@ -140,6 +142,7 @@ impl ReadinessCheck for DatabaseReadiness {
 
     fn check(&self) -> futures::future::BoxFuture<'_, anyhow::Result<()>> {
         Box::pin(async move {
+            crate::pool_metrics::sample(&self.pool);
             sqlx::query("SELECT 1")
                 .execute(&self.pool)
                 .await

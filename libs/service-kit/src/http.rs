@@ -56,6 +56,8 @@ pub fn operational(readiness: Vec<Arc<dyn ReadinessCheck>>) -> Routes {
 pub fn stack(routes: Router, settings: &HttpSettings) -> Router {
     // Install the recorder before the first request, or that request's metrics go nowhere.
     crate::metrics::handle();
+    // At zero before the first shed request (see `pool_metrics` for why).
+    metrics::counter!("http_requests_shed_total").increment(0);
     let limits = Arc::new(Limits {
         in_flight: Semaphore::new(settings.max_concurrent_requests.max(1)),
         timeout: settings.request_timeout(),
@@ -75,7 +77,11 @@ pub fn stack(routes: Router, settings: &HttpSettings) -> Router {
         .layer(
             TraceLayer::new_for_http()
                 .make_span_with(request_span)
-                .on_response(DefaultOnResponse::new().level(Level::INFO)),
+                .on_response(DefaultOnResponse::new().level(Level::INFO))
+                // A failed request is logged once, by its problem
+                // (`ApiError`), at the level its cause deserves; tower-http
+                // would log every 5xx again at ERROR, overload included.
+                .on_failure(()),
         )
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
 }
@@ -92,6 +98,9 @@ fn request_span(request: &Request) -> tracing::Span {
         path = %request.uri().path(),
         request_id,
         trace_id = tracing::field::Empty,
+        // What the request is about (a booking's id), once the handler knows:
+        // `telemetry::record_correlation_id`.
+        correlation_id = tracing::field::Empty,
     );
     let parent = opentelemetry::global::get_text_map_propagator(|propagator| {
         propagator.extract(&HeaderExtractor(request.headers()))
@@ -195,7 +204,12 @@ struct Readiness {
     checks: serde_json::Map<String, serde_json::Value>,
 }
 
-async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Response {
+type Checks = Arc<Vec<Arc<dyn ReadinessCheck>>>;
+
+/// Runs every readiness check (each bounded by [`READINESS_CHECK_TIMEOUT`])
+/// and records the outcome as `service_ready` and `readiness_check_ok{check}`
+/// gauges; returns each check's failure, if it failed.
+async fn run_readiness_checks(checks: &Checks) -> Vec<(&'static str, Option<String>)> {
     let outcomes = futures::future::join_all(checks.iter().map(|check| async move {
         let outcome = tokio::time::timeout(READINESS_CHECK_TIMEOUT, check.check()).await;
         let failure = match outcome {
@@ -206,6 +220,20 @@ async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Respo
         (check.name(), failure)
     }))
     .await;
+    for (name, failure) in &outcomes {
+        metrics::gauge!("readiness_check_ok", "check" => *name).set(if failure.is_none() {
+            1.0
+        } else {
+            0.0
+        });
+    }
+    let all_ready = outcomes.iter().all(|(_, failure)| failure.is_none());
+    metrics::gauge!("service_ready").set(if all_ready { 1.0 } else { 0.0 });
+    outcomes
+}
+
+async fn ready(State(checks): State<Checks>) -> Response {
+    let outcomes = run_readiness_checks(&checks).await;
     let mut all_ready = true;
     let mut report = serde_json::Map::new();
     for (name, failure) in outcomes {
@@ -233,7 +261,11 @@ async fn ready(State(checks): State<Arc<Vec<Arc<dyn ReadinessCheck>>>>) -> Respo
     }
 }
 
-async fn metrics_text() -> Response {
+/// The Prometheus text format. Readiness is checked on every scrape, so
+/// `service_ready` is fresh wherever Prometheus scrapes, whether or not an
+/// orchestrator probes `/health/ready`.
+async fn metrics_text(State(checks): State<Checks>) -> Response {
+    run_readiness_checks(&checks).await;
     (
         StatusCode::OK,
         [(

@@ -8,6 +8,8 @@
 //! - [`auth`]: bearer tokens verified once: who calls ([`auth::Caller`]) and what they may do;
 //! - [`settings`]: typed, layered configuration (defaults → file → environment);
 //! - [`telemetry`]: JSON/pretty logs, OpenTelemetry export when configured;
+//!   [`json_log`]: log lines that carry the fields of every span they are in;
+//!   [`trace_context`]: W3C trace context kept as data (headers, saga rows);
 //! - [`problem`]: the one error vocabulary, rendered as RFC 9457 problem+json;
 //! - [`extract`]: `Json`/`Path`/`Query` extractors whose rejections are problems,
 //!   the `Idempotency-Key` header and the `limit` of a paged list;
@@ -26,13 +28,16 @@ pub mod cli;
 pub mod db;
 pub mod extract;
 pub mod http;
+pub mod json_log;
 pub mod metrics;
 pub mod partitions;
+pub mod pool_metrics;
 pub mod problem;
 pub mod routes;
 pub mod runtime;
 pub mod settings;
 pub mod telemetry;
+pub mod trace_context;
 pub mod wakeup;
 
 pub use extract::{IdempotencyKey, Json, PageLimit, Path, Query};

@@ -124,9 +124,13 @@ impl ApiError {
 
     /// An unexpected failure: logged with its cause chain, answered as an opaque 500.
     pub fn internal(source: anyhow::Error) -> Self {
-        let mut error = Self::new(ErrorCode::Internal, "an unexpected error occurred");
-        error.source = Some(source);
-        error
+        Self::new(ErrorCode::Internal, "an unexpected error occurred").with_source(source)
+    }
+
+    /// The failure behind this problem, logged (never answered) when it is rendered.
+    pub fn with_source(mut self, source: anyhow::Error) -> Self {
+        self.source = Some(source);
+        self
     }
 
     /// A domain-specific problem type, e.g. `sold-out`; rendered as `/problems/sold-out`.
@@ -158,6 +162,46 @@ impl ApiError {
         self
     }
 
+    /// Logs the problem once, at the level its cause deserves: ERROR only
+    /// for what an operator must look at (a bug, a broken dependency); WARN
+    /// for overload, which an operator watches but which heals; INFO for a
+    /// client's mistake or a business refusal (sold out, declined), which is
+    /// the system working as designed.
+    fn log(&self, status: StatusCode) {
+        let problem_type = self.problem_type.unwrap_or(self.code.slug());
+        let status = status.as_u16();
+        match (&self.source, self.code) {
+            (Some(source), ErrorCode::Internal) => tracing::error!(
+                status,
+                problem_type,
+                error = format!("{source:#}"),
+                "request failed"
+            ),
+            (Some(source), _) => tracing::warn!(
+                status,
+                problem_type,
+                error = format!("{source:#}"),
+                "request refused"
+            ),
+            (None, ErrorCode::Unavailable | ErrorCode::Internal) => {
+                tracing::warn!(
+                    status,
+                    problem_type,
+                    detail = self.detail,
+                    "request refused"
+                )
+            }
+            (None, _) => {
+                tracing::info!(
+                    status,
+                    problem_type,
+                    detail = self.detail,
+                    "request refused"
+                )
+            }
+        }
+    }
+
     pub fn code(&self) -> ErrorCode {
         self.code
     }
@@ -175,8 +219,9 @@ impl From<anyhow::Error> for ApiError {
             .chain()
             .any(|cause| matches!(cause.downcast_ref(), Some(sqlx::Error::PoolTimedOut)));
         if pool_exhausted {
-            tracing::warn!(error = format!("{source:#}"), "database pool exhausted");
-            return Self::unavailable("the service is busy, try again shortly", 1);
+            metrics::counter!("db_pool_acquire_timeouts_total").increment(1);
+            return Self::unavailable("the service is busy, try again shortly", 1)
+                .with_source(source);
         }
         Self::internal(source)
     }
@@ -184,13 +229,7 @@ impl From<anyhow::Error> for ApiError {
 
 impl From<sqlx::Error> for ApiError {
     fn from(source: sqlx::Error) -> Self {
-        match &source {
-            sqlx::Error::PoolTimedOut => {
-                tracing::warn!(error = %source, "database pool exhausted");
-                Self::unavailable("the service is busy, try again shortly", 1)
-            }
-            _ => Self::internal(anyhow::Error::new(source)),
-        }
+        Self::from(anyhow::Error::new(source))
     }
 }
 
@@ -208,13 +247,7 @@ struct ProblemBody<'a> {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.code.status();
-        if let Some(source) = &self.source {
-            tracing::error!(
-                error = format!("{source:#}"),
-                status = status.as_u16(),
-                "request failed"
-            );
-        }
+        self.log(status);
         let title = self
             .title
             .as_deref()

@@ -3,8 +3,11 @@
 //! Every service logs structured events: JSON lines when stdout is not a
 //! terminal (what log shippers want), pretty text when it is. OpenTelemetry
 //! tracing is always wired, so W3C trace context flows through HTTP and Kafka
-//! and log lines carry a `trace_id`; spans leave the process over OTLP/HTTP only
-//! when an endpoint is configured.
+//! and log lines carry a `trace_id` and `span_id`; spans leave the process over
+//! OTLP/HTTP only when an endpoint is configured. JSON lines flatten the fields
+//! of every span they were logged in ([`crate::json_log`]), so a line inside a
+//! handler carries its request's `request_id` or its message's `message_id`
+//! and `correlation_id`.
 
 use std::io::IsTerminal;
 use std::sync::OnceLock;
@@ -51,12 +54,7 @@ pub fn init(service_name: &str, settings: &TelemetrySettings) -> anyhow::Result<
         LogFormat::Auto => !std::io::stdout().is_terminal(),
     };
     let fmt_layer = if json {
-        tracing_subscriber::fmt::layer()
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
-            .with_span_list(false)
-            .boxed()
+        crate::json_log::layer(std::io::stdout).boxed()
     } else {
         tracing_subscriber::fmt::layer().boxed()
     };
@@ -144,4 +142,12 @@ pub fn current_trace_headers() -> Vec<(String, String)> {
         propagator.inject_context(&context, &mut pairs);
     });
     pairs.0
+}
+
+/// Records what the current request or message is about (the booking, for
+/// the booking saga) as its `correlation_id`, which every later log line in
+/// it carries. Call it from a handler that is not itself instrumented: the
+/// current span is then the request's, which declares the field.
+pub fn record_correlation_id(correlation_id: impl std::fmt::Display) {
+    tracing::Span::current().record("correlation_id", tracing::field::display(correlation_id));
 }

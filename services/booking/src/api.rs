@@ -17,7 +17,7 @@ use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
 use serde::{Deserialize, Serialize};
 use service_kit::admission::AdmissionTicket;
 use service_kit::auth::{Admin, Caller};
-use service_kit::{ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
+use service_kit::{telemetry, ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
 use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
@@ -127,7 +127,6 @@ fn booking_not_found() -> ApiError {
 /// payment for a card token, then stores the booking and starts its saga in
 /// one transaction. 202 with the pending booking; with `Prefer: wait=N`, 201
 /// once it settles within N seconds.
-#[tracing::instrument(skip_all, fields(booking_id = tracing::field::Empty), err(Debug))]
 pub async fn create(
     State(state): State<AppState>,
     caller: Caller,
@@ -155,9 +154,14 @@ pub async fn create(
     let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
     if let Some(booking_id) = replayed(&mut conn, idempotency_key, &fingerprint).await? {
         drop(conn);
+        telemetry::record_correlation_id(booking_id);
         return respond(&state, &caller, booking_id, wait, ticket.as_ref()).await;
     }
     drop(conn);
+    // Minted before the delegates are asked, so every line this request
+    // logs from here on (and every message of the saga) carries it.
+    let booking_id = Uuid::now_v7();
+    telemetry::record_correlation_id(booking_id);
 
     let quote = state
         .delegates
@@ -189,8 +193,6 @@ pub async fn create(
     };
 
     let now = Utc::now();
-    let booking_id = Uuid::now_v7();
-    tracing::Span::current().record("booking_id", tracing::field::display(booking_id));
     let flight = FlightSummary {
         flight_id: quote.flight_id,
         flight_number: quote.flight_number,
@@ -340,13 +342,13 @@ struct CancelRequest {
 
 /// `POST /bookings/{id}/cancel`: undoes a pending or confirmed booking —
 /// seats released, card and miles refunded — and tells the customer.
-#[tracing::instrument(skip_all, fields(booking_id = %booking_id), err(Debug))]
 pub async fn cancel(
     State(state): State<AppState>,
     caller: Caller,
     Path(booking_id): Path<Uuid>,
     body: Bytes,
 ) -> Result<Response, ApiError> {
+    telemetry::record_correlation_id(booking_id);
     let request: CancelRequest = if body.iter().all(u8::is_ascii_whitespace) {
         CancelRequest::default()
     } else {
@@ -518,7 +520,7 @@ pub async fn get_saga(
 }
 
 /// `POST /sagas/{id}/retry` (operator): a parked saga's stuck step gets a fresh budget.
-#[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(saga_id = %saga_id))]
 pub async fn retry_saga(
     State(state): State<AppState>,
     _admin: Admin,
@@ -537,7 +539,7 @@ pub async fn retry_saga(
 /// `POST /sagas/{id}/compensate` (operator): undoes a running, parked or
 /// completed saga. A customer who was already sent a confirmation gets a
 /// correction: it cannot be unsent.
-#[tracing::instrument(skip_all, fields(saga_id = %saga_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(saga_id = %saga_id))]
 pub async fn compensate_saga(
     State(state): State<AppState>,
     _admin: Admin,

@@ -79,7 +79,7 @@ impl Delegates {
     }
 
     /// What `seats` seats on the flight cost now, or why they can't be sold.
-    #[tracing::instrument(skip(self), err(Debug))]
+    #[tracing::instrument(skip(self))]
     pub async fn quote(&self, flight_id: Uuid, seats: u32) -> Result<Quote, ApiError> {
         let url = format!("{}/flights/{flight_id}/quote", self.inventory_url);
         let response = self
@@ -116,7 +116,7 @@ impl Delegates {
     }
 
     /// Exchanges a card for a token payment can charge.
-    #[tracing::instrument(skip_all, err(Debug))]
+    #[tracing::instrument(skip_all)]
     pub async fn tokenize(&self, card: &CardRequest) -> Result<CardToken, ApiError> {
         let url = format!("{}/cards", self.payment_url);
         let response = self

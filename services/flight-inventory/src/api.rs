@@ -124,7 +124,7 @@ pub struct DetailQuery {
 /// `GET /flights/{id}`, `?as_of=<RFC 3339>` or `?version=N` for the flight as it was.
 /// The flight as it is now goes through the read cache; time travel does not
 /// (it reads history, which the cache would only duplicate).
-#[tracing::instrument(skip_all, fields(flight_id = %flight_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(flight_id = %flight_id))]
 pub async fn detail(
     State(state): State<AppState>,
     caller: Caller,
@@ -334,7 +334,7 @@ pub struct ScheduleRequest {
 }
 
 /// `POST /flights` (admin): schedules a flight; `201 Created` with its `Location`.
-#[tracing::instrument(skip_all, err(Debug))]
+#[tracing::instrument(skip_all)]
 pub async fn schedule(
     State(state): State<AppState>,
     _admin: Admin,

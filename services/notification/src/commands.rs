@@ -58,7 +58,6 @@ impl Handles<SendNotification> for NotificationCommands {
 #[tracing::instrument(
     skip_all,
     fields(booking_id = %command.booking_id, kind = command.kind.as_str(), attempt = command.step.attempt),
-    err(Debug)
 )]
 async fn send(mut delivery: Delivery<'_>, command: SendNotification) -> Result<(), HandlerError> {
     let conn = &mut *delivery.conn;

@@ -63,7 +63,7 @@ pub struct MessageList {
 }
 
 /// Every message about a booking, in the order they were recorded.
-#[tracing::instrument(skip_all, fields(booking_id = %query.booking_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(booking_id = %query.booking_id))]
 pub async fn list(
     State(pool): State<PgPool>,
     caller: Caller,

@@ -252,7 +252,7 @@ impl From<TokenizedCard> for CardToken {
 }
 
 /// `POST /cards`: a card in, a token out.
-#[tracing::instrument(skip_all, err(Debug))]
+#[tracing::instrument(skip_all)]
 pub async fn tokenize(
     State(state): State<AppState>,
     _caller: Caller,

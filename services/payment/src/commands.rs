@@ -76,7 +76,6 @@ impl PaymentCommands {
     #[tracing::instrument(
         skip_all,
         fields(booking_id = %command.booking_id, attempt = command.step.attempt),
-        err(Display)
     )]
     async fn take(
         &self,
@@ -254,7 +253,6 @@ impl PaymentCommands {
     #[tracing::instrument(
         skip_all,
         fields(booking_id = %command.booking_id, attempt = command.step.attempt),
-        err(Display)
     )]
     async fn refund(
         &self,

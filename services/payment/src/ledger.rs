@@ -294,7 +294,7 @@ pub struct Payments {
 }
 
 /// `GET /payments?booking_id=…` or `?customer_id=…[&limit=…]`: ledger entries, oldest first.
-#[tracing::instrument(skip_all, err(Debug))]
+#[tracing::instrument(skip_all)]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,

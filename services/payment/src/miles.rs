@@ -35,7 +35,7 @@ pub struct CreditReceipt {
 }
 
 /// `GET /accounts/{customer_id}/miles`
-#[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
 pub async fn balance(
     State(pool): State<PgPool>,
     caller: Caller,
@@ -55,7 +55,7 @@ pub async fn balance(
 }
 
 /// `POST /accounts/{customer_id}/miles/credits`; an `Idempotency-Key` header makes retries safe.
-#[tracing::instrument(skip_all, fields(customer_id = %customer_id), err(Debug))]
+#[tracing::instrument(skip_all, fields(customer_id = %customer_id))]
 pub async fn credit(
     State(pool): State<PgPool>,
     _admin: Admin,
