@@ -6,6 +6,8 @@ use test_support::process::ServiceEntry;
 
 mod authorization;
 mod bookings;
+mod browser;
+mod console;
 mod helpers;
 mod saga;
 
