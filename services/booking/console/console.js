@@ -281,7 +281,7 @@ function deadLetterRow(service, letter) {
     el("td", {}, `${letter.topic} [${letter.kafka_partition}@${letter.kafka_offset}]`),
     el("td", {}, letter.message_type || "(not an envelope)"), el("td", {}, letter.error),
     el("td", {}, letter.attempts), el("td", {}, badge(letter.status)),
-    el("td", { className: "actions" }, button("replay"), button("discard")));
+    el("td", { className: "row-actions" }, button("replay"), " ", button("discard")));
 }
 
 async function disposeDeadLetter(service, letter, verb) {

@@ -1,10 +1,17 @@
 //! The operator console in a real browser (headless chromium over
 //! WebDriver), against the whole system: an operator pastes a token, finds a
 //! saga parked in `failed_compensation`, reads its timeline, retries it and
-//! watches it finish.
+//! watches it finish; and discards another service's dead letter.
 
+use chrono::{TimeDelta, Utc};
+use contracts::notification::{
+    BookingSummary, Contact, FlightSummary, NotificationKind, Passenger, SendNotification,
+};
+use contracts::saga::StepRef;
+use contracts::{topics, Currency, Envelope, Money};
 use serde_json::json;
-use test_support::tokens;
+use test_support::{poll_until, tokens};
+use uuid::Uuid;
 
 use crate::browser::Browser;
 use crate::helpers::{booking_body, eventually, kinds, ledger, System, APPROVED, PATIENCE};
@@ -144,4 +151,115 @@ async fn the_console_refuses_to_show_anything_without_an_admin_token() {
     let refusal = browser.wait_for_text("#saga-rows", "403").await;
     assert!(refusal.contains("admin"), "{refusal}");
     browser.close().await;
+}
+
+/// A confirmation to send to a contact with neither an email address nor a
+/// phone number: notification cannot apply it and parks it as a dead letter.
+fn undeliverable_confirmation(booking_id: Uuid) -> SendNotification {
+    SendNotification {
+        step: StepRef {
+            saga_id: booking_id,
+            step: "SendConfirmation".to_owned(),
+            attempt: 1,
+        },
+        booking_id,
+        kind: NotificationKind::Confirmation,
+        contact: Contact {
+            email: None,
+            phone: None,
+        },
+        booking: BookingSummary {
+            customer_id: "cust-unreachable".to_owned(),
+            flight: FlightSummary {
+                flight_id: Uuid::now_v7(),
+                flight_number: "CT404".to_owned(),
+                origin: "ICN".to_owned(),
+                destination: "KIX".to_owned(),
+                departure: Utc::now() + TimeDelta::days(1),
+            },
+            passengers: vec![Passenger {
+                first_name: "Nobody".to_owned(),
+                last_name: "Home".to_owned(),
+            }],
+            total: Money::parse("90.00", Currency::Usd).unwrap(),
+        },
+        reason: None,
+    }
+}
+
+#[tokio::test]
+async fn an_operator_discards_another_services_dead_letter_through_the_console() {
+    let system = System::start().await;
+    let booking_id = Uuid::now_v7();
+    let envelope = Envelope::new(undeliverable_confirmation(booking_id), booking_id);
+    messaging::testing::publish(
+        &system.notification.kafka(),
+        topics::NOTIFICATION_COMMANDS,
+        &booking_id.to_string(),
+        &envelope,
+    )
+    .await
+    .unwrap();
+    let parked = poll_until(
+        PATIENCE,
+        "notification parks the command",
+        || system.notification.get_items("/dead-letters?status=parked"),
+        |parked| !parked.is_empty(),
+    )
+    .await;
+    let dead_letter_id = parked[0]["id"].as_str().unwrap().to_owned();
+
+    let browser = console_as_admin(&system).await;
+    browser.click(".tab[data-tab='dead-letters']").await;
+    browser.select("#dead-letter-service", "notification").await;
+    browser.click("#dead-letter-search").await;
+    let row = format!("#dead-letter-rows tr[data-dead-letter-id='{dead_letter_id}']");
+    browser
+        .wait_for_attribute(&row, "data-status", "parked")
+        .await;
+    let shown = browser
+        .wait_for_text(&row, "neither an email address")
+        .await;
+    assert!(shown.contains("notification.SendNotification"), "{shown}");
+    browser.screenshot("console-dead-letters").await;
+
+    // Asked first; cancelling sends nothing.
+    browser.click(&format!("{row} .dead-letter-discard")).await;
+    browser
+        .wait_for_text("#confirm-question", "Discard dead letter")
+        .await;
+    browser.click("#confirm-no").await;
+    browser
+        .wait_for_text("#dead-letter-result", "not sent")
+        .await;
+    assert_eq!(
+        system
+            .notification
+            .get_items("/dead-letters?status=parked")
+            .await
+            .len(),
+        1
+    );
+
+    browser.click(&format!("{row} .dead-letter-discard")).await;
+    browser
+        .wait_for_text("#confirm-question", "Discard dead letter")
+        .await;
+    browser.click("#confirm-yes").await;
+    browser
+        .wait_for_text("#dead-letter-result", "is discarded")
+        .await;
+    browser.close().await;
+
+    let discarded = system
+        .notification
+        .get_items("/dead-letters?status=discarded")
+        .await;
+    assert_eq!(discarded.len(), 1, "{discarded:?}");
+    assert_eq!(discarded[0]["id"], dead_letter_id);
+    assert!(system
+        .notification
+        .get_items("/dead-letters?status=parked")
+        .await
+        .is_empty());
 }
