@@ -9,6 +9,7 @@ mod bookings;
 mod browser;
 mod console;
 mod helpers;
+mod operator;
 mod saga;
 
 /// Not a test: the entry point of the service processes that crash tests
