@@ -5,3 +5,4 @@
 
 mod bookings;
 mod conformance;
+mod console;
