@@ -29,12 +29,13 @@ async fn console_as_admin(system: &System) -> Browser {
 #[tokio::test]
 async fn an_operator_retries_a_saga_parked_in_failed_compensation_from_the_console_and_sees_it_compensated(
 ) {
-    // Refunds get two short attempts: with payment down, an operator's
-    // compensation gives up on the refund quickly and parks the saga.
+    // Refunds get two attempts of 4 s: with payment down, an operator's
+    // compensation gives up on the refund within seconds and parks the saga;
+    // with payment back, 4 s is ample for an answer even on a busy machine.
     let mut system = System::start_with(&[
         ("saga.refund.max_attempts", "2".to_owned()),
         ("saga.refund.initial_backoff_ms", "100".to_owned()),
-        ("saga.refund.timeout_ms", "1500".to_owned()),
+        ("saga.refund.timeout_ms", "4000".to_owned()),
         (
             "console.trace_url",
             "http://127.0.0.1:16686/trace/{trace_id}".to_owned(),
