@@ -120,8 +120,9 @@ again=$(book "demo-confirmed-$run_id" "$(booking_body 4242424242424242 0)")
 python3 -c 'import json,sys; b=json.load(sys.stdin); print(b["booking_id"], b["status"])' <<<"$again"
 show "${as_customer[@]}" "$INVENTORY/flights/$flight_id/availability"
 
-step "The operator's view: sagas by status"
+step "The operator's view: sagas by status, a saga's timeline"
 show "${as_admin[@]}" "$BOOKING/sagas?status=compensated&limit=3"
+show "${as_admin[@]}" "$BOOKING/sagas/$confirmed_id/timeline"
 
 step "Who may do what: no token is 401; another customer's booking does not exist for them (404, not 403)"
 show -i "$BOOKING/bookings/$confirmed_id"
@@ -139,4 +140,5 @@ show -i "${as_customer[@]}" "$NOTIFICATION/notifications?booking_id=not-a-uuid"
 step "Prometheus metrics (excerpt)"
 curl -sS "$PAYMENT/metrics" | grep -E '^http_requests_total' | head -n 5
 
+printf '\nThe operator console: open %s/console and paste an admin token (contrail-admin token --admin).\n' "$BOOKING"
 printf '\nThe stack keeps running: `make status` shows it, `make down` stops it.\n'

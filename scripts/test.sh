@@ -9,6 +9,7 @@ source "$(dirname "$0")/common.sh"
 "$ROOT/scripts/ensure-postgres.sh"
 "$ROOT/scripts/ensure-broker.sh"
 "$ROOT/scripts/ensure-redis.sh"
+"$ROOT/scripts/ensure-browser.sh"
 
 log "cargo fmt --check"
 cargo fmt --all --check

@@ -193,8 +193,9 @@ pub(crate) async fn replay_requested(
     }
 }
 
-/// A dead letter as operators see it.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+/// A dead letter as operators see it (and as booking's console proxy reads
+/// it back from another service).
+#[derive(Debug, Clone, Serialize, Deserialize, sqlx::FromRow)]
 pub struct DeadLetter {
     pub id: Uuid,
     pub consumer: String,

@@ -83,6 +83,17 @@ impl SagaStatus {
     pub const fn needs_operator(self) -> bool {
         matches!(self, Self::FailedCompensation | Self::Parked)
     }
+
+    /// An operator's retry ([`RoutingSlip::retry`]) applies: the saga is parked.
+    pub const fn may_be_retried(self) -> bool {
+        self.needs_operator()
+    }
+
+    /// A cancellation ([`RoutingSlip::cancel`]) applies: the saga is not
+    /// undoing itself already, nor undone.
+    pub const fn may_be_cancelled(self) -> bool {
+        matches!(self, Self::Running | Self::Parked | Self::Completed)
+    }
 }
 
 impl fmt::Display for SagaStatus {
@@ -458,9 +469,8 @@ impl RoutingSlip {
         then: Vec<StepDefinition>,
         now: DateTime<Utc>,
     ) -> Result<Vec<Action>, SlipError> {
-        match self.status {
-            SagaStatus::Running | SagaStatus::Parked | SagaStatus::Completed => {}
-            status => return Err(SlipError::NotAllowed(status, "cancelled")),
+        if !self.status.may_be_cancelled() {
+            return Err(SlipError::NotAllowed(self.status, "cancelled"));
         }
         let reason = reason.into();
         self.updated_at = now;

@@ -121,6 +121,25 @@ fn confirmed_slip() -> RoutingSlip {
 }
 
 #[test]
+fn what_a_status_says_an_operator_may_do_is_what_the_slip_accepts() {
+    for status in SagaStatus::ALL {
+        let mut slip = new_slip();
+        slip.start(t0());
+        slip.status = status;
+        assert_eq!(
+            slip.clone().retry(at(1)).is_ok(),
+            status.may_be_retried(),
+            "retry of a {status} saga"
+        );
+        assert_eq!(
+            slip.cancel("operator", Vec::new(), at(1)).is_ok(),
+            status.may_be_cancelled(),
+            "cancellation of a {status} saga"
+        );
+    }
+}
+
+#[test]
 fn a_saga_whose_steps_all_succeed_completes_in_itinerary_order() {
     let mut slip = new_slip();
     assert_eq!(

@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use service_kit::trace_context::TraceContext;
 
-use crate::slip::{RoutingSlip, SagaStatus};
+use crate::slip::RoutingSlip;
 
 /// Stores a new slip, with the trace context everything the saga does later
 /// continues (migration 3002).
@@ -128,43 +128,6 @@ pub async fn postpone(
         .await
         .with_context(|| format!("postpone saga {saga_id}"))?;
     Ok(())
-}
-
-/// One line of a saga listing.
-#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
-pub struct SagaSummary {
-    pub saga_id: Uuid,
-    pub saga_type: String,
-    pub status: String,
-    pub failure_reason: Option<String>,
-    pub next_wakeup_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub finished_at: Option<DateTime<Utc>>,
-}
-
-/// Sagas, newest change first, optionally of one status; `before` pages on `updated_at`.
-pub async fn list(
-    conn: &mut PgConnection,
-    status: Option<SagaStatus>,
-    before: Option<DateTime<Utc>>,
-    limit: i64,
-) -> anyhow::Result<Vec<SagaSummary>> {
-    sqlx::query_as(
-        "SELECT saga_id, saga_type, status, slip->>'failure_reason' AS failure_reason,
-                next_wakeup_at, created_at, updated_at, finished_at
-         FROM sagas
-         WHERE ($1::text IS NULL OR status = $1)
-           AND ($2::timestamptz IS NULL OR updated_at < $2)
-         ORDER BY updated_at DESC
-         LIMIT $3",
-    )
-    .bind(status.map(SagaStatus::as_str))
-    .bind(before)
-    .bind(limit)
-    .fetch_all(conn)
-    .await
-    .context("list sagas")
 }
 
 /// How many sagas are in one unsettled status, and how long the oldest has

@@ -166,20 +166,47 @@ pub async fn check_openapi_document<S: Service>() -> anyhow::Result<()> {
         undocumented.is_empty() && unrouted.is_empty(),
         "{name} /openapi.json disagrees with the router:\n  routed but not documented: {undocumented:?}\n  documented but not routed: {unrouted:?}"
     );
-    check_authentication(&service, &routed, name).await?;
+    let open = open_operations(&document);
+    let operational_but_closed: Vec<_> = OPERATIONAL_ROUTES
+        .iter()
+        .filter(|path| !open.contains(&("GET".to_owned(), (**path).to_owned())))
+        .collect();
+    ensure!(
+        operational_but_closed.is_empty(),
+        "{name} /openapi.json does not document these as open (`security: []`): {operational_but_closed:?}"
+    );
+    check_authentication(&service, &routed, &open, name).await?;
     service.stop().await
 }
 
-/// Routes anyone may call: probes, metrics and the API's own description.
-const OPEN_ROUTES: [&str; 4] = ["/health/live", "/health/ready", "/metrics", "/openapi.json"];
+/// Routes every service opens to anyone: probes, metrics and the API's own
+/// description.
+const OPERATIONAL_ROUTES: [&str; 4] =
+    ["/health/live", "/health/ready", "/metrics", "/openapi.json"];
 
-/// Every route but the open ones refuses a request without a valid bearer
-/// token with 401, problem+json and a `WWW-Authenticate: Bearer` challenge:
-/// no token, an expired one, one for another audience, one for another
-/// issuer, and an admin token signed by a key nobody trusts.
+/// `(METHOD, path)` of the operations the document declares open
+/// (`security: []`): the operational routes, and pages that carry no data
+/// (booking's operator console).
+fn open_operations(document: &Value) -> BTreeSet<(String, String)> {
+    operations(document)
+        .into_iter()
+        .filter(|(method, path)| {
+            document["paths"][path][method.to_ascii_lowercase()]["security"]
+                .as_array()
+                .is_some_and(Vec::is_empty)
+        })
+        .collect()
+}
+
+/// Every route the document does not declare open refuses a request
+/// without a valid bearer token with 401, problem+json and a
+/// `WWW-Authenticate: Bearer` challenge: no token, an expired one, one for
+/// another audience, one for another issuer, and an admin token signed by a
+/// key nobody trusts. A route declared open answers without a token.
 async fn check_authentication(
     service: &TestService,
     routed: &BTreeSet<(String, String)>,
+    open: &BTreeSet<(String, String)>,
     name: &str,
 ) -> anyhow::Result<()> {
     use service_kit::auth::Scope;
@@ -209,7 +236,18 @@ async fn check_authentication(
         ("a malformed token", Some("not.a.jwt".to_owned())),
     ];
     for (method, path) in routed {
-        if OPEN_ROUTES.contains(&path.as_str()) {
+        if open.contains(&(method.clone(), path.clone())) {
+            let concrete = with_parameters(path);
+            let method = reqwest::Method::from_bytes(method.as_bytes()).context("parse method")?;
+            let status = client
+                .request(method.clone(), service.url(&concrete))
+                .send()
+                .await?
+                .status();
+            ensure!(
+                status != StatusCode::UNAUTHORIZED && status != StatusCode::FORBIDDEN,
+                "{name} {method} {concrete} is documented open but answered {status} without a token"
+            );
             continue;
         }
         let concrete = with_parameters(path);

@@ -13,7 +13,7 @@ use chrono::{DateTime, Utc};
 use contracts::notification::{Contact, FlightSummary, Passenger};
 use contracts::payment::redeem_miles;
 use contracts::Money;
-use saga::{RoutingSlip, SagaError, SagaStatus, SlipError};
+use saga::{RoutingSlip, SagaError, SlipError};
 use serde::{Deserialize, Serialize};
 use service_kit::admission::AdmissionTicket;
 use service_kit::auth::{Admin, Caller};
@@ -465,45 +465,6 @@ pub async fn for_customer(
         .map(|booking| view(booking, None, false))
         .collect();
     Ok(Json(BookingList { items, next_before }))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SagaQuery {
-    status: Option<String>,
-    #[serde(default)]
-    limit: Limit,
-    /// Sagas last changed before this instant (the previous page's last `updated_at`).
-    before: Option<DateTime<Utc>>,
-}
-
-#[derive(Debug, Serialize)]
-pub struct SagaList {
-    items: Vec<saga::store::SagaSummary>,
-}
-
-/// `GET /sagas?status=…` (operator): sagas by status, latest change first.
-pub async fn list_sagas(
-    State(state): State<AppState>,
-    _admin: Admin,
-    Query(query): Query<SagaQuery>,
-) -> Result<Json<SagaList>, ApiError> {
-    let status = query
-        .status
-        .as_deref()
-        .map(str::parse::<SagaStatus>)
-        .transpose()
-        .map_err(|error| {
-            ApiError::bad_request(format!(
-                "{error}; one of {}",
-                SagaStatus::ALL.map(SagaStatus::as_str).join(", ")
-            ))
-            .with_type("invalid-query")
-        })?;
-    let limit = query.limit.get()?;
-    let mut conn = state.pool.acquire().await.map_err(anyhow::Error::from)?;
-    let items = saga::store::list(&mut conn, status, query.before, limit).await?;
-    Ok(Json(SagaList { items }))
 }
 
 /// `GET /sagas/{id}` (operator): the routing slip.

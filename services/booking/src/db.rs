@@ -40,7 +40,7 @@ impl BookingStatus {
         }
     }
 
-    fn parse(text: &str) -> anyhow::Result<Self> {
+    pub(crate) fn parse(text: &str) -> anyhow::Result<Self> {
         match text {
             "pending" => Ok(Self::Pending),
             "confirmed" => Ok(Self::Confirmed),

@@ -20,6 +20,8 @@ use uuid::Uuid;
 pub struct DelegateSettings {
     pub inventory_url: String,
     pub payment_url: String,
+    /// Only the operator console asks notification anything (its dead letters).
+    pub notification_url: String,
     pub timeout_ms: u64,
     /// A `service`-scope bearer token from the token issuer. In production
     /// it comes from the identity provider's client-credentials grant and

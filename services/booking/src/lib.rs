@@ -3,6 +3,9 @@
 //! notification.
 //!
 //! - [`api`]: the HTTP API (bookings, customers' bookings, operator sagas);
+//! - [`operator`]: the operator's searches and views: sagas by status, age,
+//!   flight and customer, a saga's timeline, every service's dead letters;
+//! - [`console`]: the operator console, a web page over the operator API;
 //! - [`request`]: the booking request, its validation and fingerprint;
 //! - [`delegates`]: the synchronous questions booking asks before a saga
 //!   starts (a quote from flight-inventory, a card token from payment);
@@ -12,9 +15,11 @@
 //! - [`db`]: the `bookings` table.
 
 pub mod api;
+pub mod console;
 pub mod db;
 pub mod delegates;
 pub mod flight_cancellations;
+pub mod operator;
 pub mod request;
 pub mod steps;
 pub mod watch;
@@ -35,6 +40,7 @@ use sqlx::PgPool;
 
 use crate::delegates::{DelegateSettings, Delegates};
 use crate::flight_cancellations::FlightCancellations;
+use crate::operator::{OperatorState, ServiceDirectory};
 use crate::steps::{BookingSteps, SagaReplies, SagaSettings};
 use crate::watch::BookingWatch;
 
@@ -49,7 +55,7 @@ const TOPICS: [&str; 6] = [
 ];
 
 /// booking's own settings: `[kafka]`, `[saga]`, `[delegates]`,
-/// `[idempotency]`, `[admission]` and `[partitions]`.
+/// `[idempotency]`, `[admission]`, `[partitions]` and `[console]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub kafka: messaging::KafkaSettings,
@@ -62,6 +68,8 @@ pub struct Settings {
     /// The monthly partitions of `bookings`, created ahead.
     #[serde(default)]
     pub partitions: PartitionSettings,
+    #[serde(default)]
+    pub console: console::ConsoleSettings,
 }
 
 /// `[idempotency]`: how `POST /bookings` recognises a repeated request.
@@ -155,11 +163,16 @@ impl Service for Booking {
             ))
             .get("/bookings/{booking_id}", api::get)
             .get("/customers/{customer_id}/bookings", api::for_customer)
-            .get("/sagas", api::list_sagas)
             .get("/sagas/{saga_id}", api::get_saga)
             .post("/sagas/{saga_id}/retry", api::retry_saga)
             .post("/sagas/{saga_id}/compensate", api::compensate_saga)
-            .with_state(state);
+            .with_state(state)
+            .merge(operator::routes(OperatorState {
+                pool: pool.clone(),
+                trace_url: settings.domain.console.trace_url()?,
+                services: ServiceDirectory::new(&settings.domain.delegates)?,
+            }))
+            .merge(console::routes());
 
         let replies = SagaReplies {
             orchestrator: orchestrator.clone(),

@@ -391,6 +391,10 @@ fn environment(service: Service, port: u16, stack: &StackAddresses) -> Vec<(Stri
             stack.url(Service::FlightInventory),
         ));
         variables.push(("DELEGATES__PAYMENT_URL", stack.url(Service::Payment)));
+        variables.push((
+            "DELEGATES__NOTIFICATION_URL",
+            stack.url(Service::Notification),
+        ));
     }
     variables
         .into_iter()

@@ -5,4 +5,5 @@
 
 mod bookings;
 mod conformance;
+mod console;
 mod partitions;

@@ -95,6 +95,7 @@ impl System {
         let mut settings = vec![
             ("delegates.inventory_url", inventory.url("")),
             ("delegates.payment_url", payment.url("")),
+            ("delegates.notification_url", notification.url("")),
         ];
         settings.extend(shared_settings);
         settings.extend_from_slice(booking_settings);

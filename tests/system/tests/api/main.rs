@@ -6,7 +6,10 @@ use test_support::process::ServiceEntry;
 
 mod authorization;
 mod bookings;
+mod browser;
+mod console;
 mod helpers;
+mod operator;
 mod saga;
 mod waiting_room;
 
