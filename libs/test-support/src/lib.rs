@@ -27,6 +27,7 @@ pub mod broker;
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+mod outbox;
 pub mod tokens;
 pub mod wait;
 

@@ -19,6 +19,7 @@ use service_kit::{ApiError, IdempotencyKey, Json, PageLimit, Path, Query};
 use uuid::Uuid;
 
 use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
+use crate::events;
 use crate::request::{self, CreateBooking};
 use crate::steps::{self, cancellation, BookingStep, BookingVariables, Canceller};
 use crate::AppState;
@@ -245,6 +246,7 @@ pub async fn create(
         drop(conn);
         return respond(&state, &caller, booking_id, wait).await;
     }
+    events::publish_created(&mut tx, &booking).await?;
     state
         .orchestrator
         .start(&mut tx, slip, now)

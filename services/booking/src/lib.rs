@@ -14,6 +14,7 @@
 pub mod api;
 pub mod db;
 pub mod delegates;
+pub mod events;
 pub mod flight_cancellations;
 pub mod request;
 pub mod steps;

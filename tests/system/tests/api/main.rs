@@ -4,5 +4,6 @@
 
 mod authorization;
 mod bookings;
+mod domain_events;
 mod helpers;
 mod saga;
