@@ -18,6 +18,10 @@ BROKER_HOST=127.0.0.1
 BROKER_PORT="${CONTRAIL_BROKER_PORT:-9092}"
 BROKER_CONTROLLER_PORT="${CONTRAIL_BROKER_CONTROLLER_PORT:-9093}"
 
+# The data lake (tools/lake): its directory and its writer's pid file.
+LAKE_DIR="${CONTRAIL_LAKE_ROOT:-$LOCAL/lake}"
+LAKE_PID_FILE="$RUN_DIR/lake-writer.pid"
+
 # name:port, in start order (flight-inventory first: booking asks it for quotes).
 SERVICES=(flight-inventory:8081 payment:8082 notification:8083 booking:8080)
 

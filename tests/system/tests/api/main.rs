@@ -6,4 +6,5 @@ mod authorization;
 mod bookings;
 mod domain_events;
 mod helpers;
+mod lake;
 mod saga;
