@@ -15,6 +15,7 @@ use std::collections::BTreeSet;
 
 use anyhow::Context;
 use arrow::array::{Array, StringArray};
+use arrow::datatypes::DataType;
 use contracts::{booking, inventory, notification, payment, Message};
 use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
@@ -238,7 +239,9 @@ async fn lake_ids(context: &SessionContext, check: &Check) -> anyhow::Result<BTr
         .with_context(|| format!("read the lake's {}", check.message_type))?;
     let mut ids = BTreeSet::new();
     for batch in batches {
-        let column = batch.column(0);
+        // SQL's VARCHAR may come back as a string view; read it as plain text.
+        let column = arrow::compute::cast(batch.column(0), &DataType::Utf8)
+            .context("read the ids as text")?;
         let strings = column
             .as_any()
             .downcast_ref::<StringArray>()

@@ -53,6 +53,12 @@ impl TestLake {
         }
     }
 
+    /// The same lake opened again from its directory (a rebuild swaps it).
+    pub fn reopened(self) -> Self {
+        let store = LakeStore::local(self.store.root_dir()).unwrap();
+        Self { store, ..self }
+    }
+
     pub fn writer(&self) -> LakeWriter {
         LakeWriter::subscribe(&self.kafka, self.store.clone(), self.settings.clone()).unwrap()
     }

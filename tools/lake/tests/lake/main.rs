@@ -5,4 +5,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // a test that cannot set up should fail loudly
 
 mod harness;
+mod rebuild;
 mod writer;
