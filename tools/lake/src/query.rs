@@ -66,6 +66,9 @@ pub async fn run(context: &SessionContext, sql: &str) -> anyhow::Result<Vec<Reco
 
 /// `batches` as a text table.
 pub fn render(batches: &[RecordBatch]) -> anyhow::Result<String> {
+    if batches.iter().all(|batch| batch.num_rows() == 0) {
+        return Ok("(no rows)".to_owned());
+    }
     Ok(arrow::util::pretty::pretty_format_batches(batches)
         .context("format the result")?
         .to_string())
