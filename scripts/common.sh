@@ -21,6 +21,10 @@ REDIS_HOST=127.0.0.1
 REDIS_PORT="${CONTRAIL_REDIS_PORT:-6379}"
 REDIS_DIR="$LOCAL/redis"
 
+# The data lake (tools/lake): its directory and its writer's pid file.
+LAKE_DIR="${CONTRAIL_LAKE_ROOT:-$LOCAL/lake}"
+LAKE_PID_FILE="$RUN_DIR/lake-writer.pid"
+
 # name:port, in start order (flight-inventory first: booking asks it for quotes).
 SERVICES=(flight-inventory:8081 payment:8082 notification:8083 booking:8080)
 

@@ -140,5 +140,22 @@ show -i "${as_customer[@]}" "$NOTIFICATION/notifications?booking_id=not-a-uuid"
 step "Prometheus metrics (excerpt)"
 curl -sS "$PAYMENT/metrics" | grep -E '^http_requests_total' | head -n 5
 
+step "The data lake: what the demo just did, as Parquet, in SQL (docs/lake.md)"
+lake() { CONTRAIL_LAKE_ROOT="$LAKE_DIR" "$BIN_DIR/contrail-lake" "$@"; }
+# The writer closes a batch about a second after its first event; wait for the cancellation.
+for _ in $(seq 1 150); do
+  lake query "SELECT count(*) AS n FROM booking_events WHERE booking_id = '$mixed_id' AND message_type = 'booking.BookingCancelled.v1'" \
+    | grep -qE '^\| 1 +\|$' && break
+  sleep 0.2
+done
+lake query "SELECT booking_id, message_type, origin, destination, seats, total_amount, currency, occurred_at
+            FROM booking_events WHERE booking_id IN ('$confirmed_id', '$mixed_id') ORDER BY occurred_at"
+lake query "SELECT CAST(created_at AS DATE) AS day, origin, destination, count(*) AS bookings, sum(total_amount) AS revenue, currency
+            FROM booking_events WHERE message_type = 'booking.BookingConfirmed.v1'
+            GROUP BY 1, 2, 3, currency ORDER BY day, origin, destination"
+lake query "SELECT method, count(*) AS refunds, sum(amount) AS refunded FROM payment_events
+            WHERE message_type = 'payment.RefundIssued.v1' GROUP BY method ORDER BY method"
+CONTRAIL_LAKE_SOURCE_URL="${PG_URL%/*}/contrail" lake verify || warn "the lake differs from the services (the writer may still be catching up)"
+
 printf '\nThe operator console: open %s/console and paste an admin token (contrail-admin token --admin).\n' "$BOOKING"
 printf '\nThe stack keeps running: `make status` shows it, `make down` stops it.\n'

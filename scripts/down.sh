@@ -3,7 +3,9 @@
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
-# Services first, in reverse start order (booking, the orchestrator, first),
+# The lake writer first: it finishes and commits its batch while the broker is there.
+stop_pid_file "$LAKE_PID_FILE" 20
+# Services next, in reverse start order (booking, the orchestrator, first),
 # so they drain while the broker is still there.
 for ((i = ${#SERVICES[@]} - 1; i >= 0; i--)); do
   stop_pid_file "$RUN_DIR/${SERVICES[i]%%:*}.pid" 20

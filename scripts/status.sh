@@ -36,3 +36,6 @@ for entry in "${SERVICES[@]}"; do
   fi
   row "$name" "$state" "$pid" "http://127.0.0.1:$port"
 done
+pid=-; state=stopped
+if pid_alive "$LAKE_PID_FILE"; then pid=$(<"$LAKE_PID_FILE"); state=running; fi
+row lake-writer "$state" "$pid" "$LAKE_DIR"

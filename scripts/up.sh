@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# `make up`: Postgres, the broker and the four services, each started only if
-# it is not already running. Safe to run again at any time.
+# `make up`: Postgres, the broker, the four services and the lake writer,
+# each started only if it is not already running. Safe to run again at any time.
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 
@@ -11,7 +11,7 @@ source "$(dirname "$0")/common.sh"
 log "building the services ($PROFILE)"
 profile_flag=()
 [[ "$PROFILE" == release ]] && profile_flag=(--release)
-cargo build --locked "${profile_flag[@]}" --bins -p flight-inventory -p booking -p payment -p notification -p contrail-admin
+cargo build --locked "${profile_flag[@]}" --bins -p flight-inventory -p booking -p payment -p notification -p contrail-admin -p contrail-lake
 
 log "provisioning the database, roles and schemas"
 CONTRAIL_ADMIN_URL="$PG_URL" "$BIN_DIR/contrail-admin" provision --database contrail
@@ -59,8 +59,21 @@ log "scheduling the sample network (once; skipped when flights exist)"
 "$BIN_DIR/flight-inventory" seed-sample-network >>"$LOG_DIR/flight-inventory.log" 2>&1 \
   || die "seeding the sample network failed; see $LOG_DIR/flight-inventory.log"
 
+# The data lake's writer: domain events into Parquet under .local/lake
+# (docs/lake.md). Started after the services, which create its topics.
+if pid_alive "$LAKE_PID_FILE"; then
+  log "the lake writer is already running (pid $(<"$LAKE_PID_FILE"))"
+else
+  CONTRAIL_LAKE_ROOT="$LAKE_DIR" CONTRAIL_LAKE_BROKERS="$BROKER_HOST:$BROKER_PORT" \
+    CONTRAIL_LAKE_BATCH_WAIT_MS="${CONTRAIL_LAKE_BATCH_WAIT_MS:-1000}" \
+    nohup "$BIN_DIR/contrail-lake" write >>"$LOG_DIR/lake-writer.log" 2>&1 &
+  echo $! >"$LAKE_PID_FILE"
+  log "started the lake writer (pid $!)"
+fi
+
 log "Contrail is up"
 for entry in "${SERVICES[@]}"; do
   printf '    %-17s http://127.0.0.1:%s   (logs: .local/logs/%s.log)\n' "${entry%%:*}" "${entry##*:}" "${entry%%:*}"
 done
 printf '    %-17s %s:%s\n' broker "$BROKER_HOST" "$BROKER_PORT"
+printf '    %-17s %s   (logs: .local/logs/lake-writer.log; query: contrail-lake query "SELECT …")\n' lake "$LAKE_DIR"

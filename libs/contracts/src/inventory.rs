@@ -1,7 +1,8 @@
 //! flight-inventory's messages: the commands it accepts on
 //! `inventory.commands` (keyed by flight id), its replies on
 //! `booking.saga-replies`, and the public events it publishes on
-//! `inventory.events`. Its own event-sourced events stay private: other
+//! `inventory.events` (keyed by flight id, each with its `version`, the
+//! place of the fact in the flight's history). Its own event-sourced events stay private: other
 //! services see only the versioned types below.
 
 use chrono::{DateTime, Utc};
@@ -158,6 +159,109 @@ pub struct FlightCancelled {
 impl Message for FlightCancelled {
     const MESSAGE_TYPE: &'static str = "inventory.FlightCancelled.v1";
 }
+
+/// A flight is on sale: its route, times, seats and opening fare per seat.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FlightScheduled {
+    pub flight_id: Uuid,
+    /// The position of this record in the flight's history (1 for the first).
+    pub version: u64,
+    pub flight_number: String,
+    /// IATA airport codes.
+    pub origin: String,
+    pub destination: String,
+    pub departure: DateTime<Utc>,
+    pub arrival: DateTime<Utc>,
+    pub capacity: u32,
+    pub fare: Money,
+}
+
+impl Message for FlightScheduled {
+    const MESSAGE_TYPE: &'static str = "inventory.FlightScheduled.v1";
+}
+
+/// The per-seat fare changed. Existing holds keep the fare they locked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FareChanged {
+    pub flight_id: Uuid,
+    pub version: u64,
+    pub from: Money,
+    pub to: Money,
+}
+
+impl Message for FareChanged {
+    const MESSAGE_TYPE: &'static str = "inventory.FareChanged.v1";
+}
+
+/// Seats are set aside for a booking until `expires_at`, at a locked fare.
+/// (`inventory.SeatsHeld.v1` is the saga's reply; this is the public fact.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldPlaced {
+    pub flight_id: Uuid,
+    pub version: u64,
+    pub hold_id: Uuid,
+    pub booking_id: Uuid,
+    pub seats: u32,
+    /// Per seat.
+    pub fare: Money,
+    pub total: Money,
+    pub expires_at: DateTime<Utc>,
+}
+
+impl Message for HoldPlaced {
+    const MESSAGE_TYPE: &'static str = "inventory.HoldPlaced.v1";
+}
+
+/// A hold's seats — held or already sold — went back on sale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldReleased {
+    pub flight_id: Uuid,
+    pub version: u64,
+    pub hold_id: Uuid,
+    pub seats: u32,
+    pub reason: ReleaseReason,
+}
+
+impl Message for HoldReleased {
+    const MESSAGE_TYPE: &'static str = "inventory.HoldReleased.v1";
+}
+
+/// A hold lapsed unconfirmed, and its seats went back on sale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoldExpired {
+    pub flight_id: Uuid,
+    pub version: u64,
+    pub hold_id: Uuid,
+    pub seats: u32,
+}
+
+impl Message for HoldExpired {
+    const MESSAGE_TYPE: &'static str = "inventory.HoldExpired.v1";
+}
+
+/// A hold became a sale.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SeatsSold {
+    pub flight_id: Uuid,
+    pub version: u64,
+    pub hold_id: Uuid,
+    pub seats: u32,
+}
+
+impl Message for SeatsSold {
+    const MESSAGE_TYPE: &'static str = "inventory.SeatsSold.v1";
+}
+
+/// Every message type flight-inventory publishes on `inventory.events`.
+pub const EVENT_TYPES: [&str; 7] = [
+    FlightScheduled::MESSAGE_TYPE,
+    FareChanged::MESSAGE_TYPE,
+    HoldPlaced::MESSAGE_TYPE,
+    HoldReleased::MESSAGE_TYPE,
+    HoldExpired::MESSAGE_TYPE,
+    SeatsSold::MESSAGE_TYPE,
+    FlightCancelled::MESSAGE_TYPE,
+];
 
 #[cfg(test)]
 mod tests {

@@ -6,13 +6,15 @@
 //!   [`MessageType`], the `<service>.<Name>.v<N>` grammar of message types;
 //! - [`money`]: [`Money`], amounts as decimal strings with their currency;
 //! - [`saga`]: what a saga step's command carries so its reply finds its way back;
-//! - [`inventory`]: flight-inventory's commands, replies and events;
-//! - [`payment`]: payment's commands and replies (card tokens, never card numbers);
-//! - [`notification`]: notification's command and reply;
+//! - [`booking`]: booking's public events;
+//! - [`inventory`]: flight-inventory's commands, replies and public events;
+//! - [`payment`]: payment's commands, replies and public events (card tokens, never card numbers);
+//! - [`notification`]: notification's command, reply and public events;
 //! - [`http`]: the HTTP bodies one service sends another (quote, card token);
 //! - [`topics`]: the topics and their single writers;
 //! - [`services`]: the services of the system.
 
+pub mod booking;
 pub mod envelope;
 pub mod http;
 pub mod inventory;

@@ -1,6 +1,8 @@
 //! notification's messages: the command it accepts on
-//! `notification.commands` (keyed by booking id) and its reply on
-//! `booking.saga-replies`.
+//! `notification.commands` (keyed by booking id), its reply on
+//! `booking.saga-replies`, and its public events on `notification.events`
+//! (keyed by booking id) — which say what was sent on which channel, never
+//! to which address or number.
 //!
 //! The command carries everything the message needs: notification renders
 //! from it and never asks another service for booking or flight data.
@@ -124,3 +126,48 @@ pub struct NotificationSent {
 impl Message for NotificationSent {
     const MESSAGE_TYPE: &'static str = "notification.NotificationSent.v1";
 }
+
+/// A message reached its channel's provider. (`notification.NotificationSent.v1`
+/// is the saga's reply, sent when the message is *recorded*; this is the
+/// public fact of its delivery.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationDelivered {
+    pub notification_id: Uuid,
+    pub booking_id: Uuid,
+    /// Unknown for messages recorded before notification kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    pub kind: NotificationKind,
+    pub channel: Channel,
+    /// Deliveries tried, this one included.
+    pub attempts: u32,
+    pub delivered_at: DateTime<Utc>,
+}
+
+impl Message for NotificationDelivered {
+    const MESSAGE_TYPE: &'static str = "notification.NotificationDelivered.v1";
+}
+
+/// A message could not be delivered, for good: it waits for an operator.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NotificationFailed {
+    pub notification_id: Uuid,
+    pub booking_id: Uuid,
+    /// Unknown for messages recorded before notification kept it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_id: Option<String>,
+    pub kind: NotificationKind,
+    pub channel: Channel,
+    pub attempts: u32,
+    pub failed_at: DateTime<Utc>,
+}
+
+impl Message for NotificationFailed {
+    const MESSAGE_TYPE: &'static str = "notification.NotificationFailed.v1";
+}
+
+/// Every message type notification publishes on `notification.events`.
+pub const EVENT_TYPES: [&str; 2] = [
+    NotificationDelivered::MESSAGE_TYPE,
+    NotificationFailed::MESSAGE_TYPE,
+];

@@ -1,10 +1,13 @@
 //! payment's messages: the commands it accepts on `payment.commands` (keyed
-//! by booking id) and its replies on `booking.saga-replies`.
+//! by booking id), its replies on `booking.saga-replies`, and its public
+//! events on `payment.events` (keyed by booking id; a miles credit that
+//! belongs to no booking is keyed by customer id).
 //!
 //! Card numbers never travel in messages: booking exchanges the card for a
 //! `card_token` over payment's HTTP API (`POST /cards`) before the saga
 //! starts, so no outbox row, topic or log line ever holds a card number.
 
+use chrono::{DateTime, Utc};
 use rust_decimal::{Decimal, RoundingStrategy};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -192,6 +195,107 @@ pub struct PaymentRefunded {
 impl Message for PaymentRefunded {
     const MESSAGE_TYPE: &'static str = "payment.PaymentRefunded.v1";
 }
+
+/// Money was taken for a booking: one event per method (a booking paid
+/// partly in miles has two). Never a card number or token.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentCaptured {
+    /// The ledger entry.
+    pub payment_id: Uuid,
+    pub booking_id: Uuid,
+    pub customer_id: String,
+    pub method: PaymentMethod,
+    /// For miles, their money value.
+    pub amount: Money,
+    /// For miles, how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miles: Option<u64>,
+    pub captured_at: DateTime<Utc>,
+}
+
+impl Message for PaymentCaptured {
+    const MESSAGE_TYPE: &'static str = "payment.PaymentCaptured.v1";
+}
+
+/// A capture was given back, whole, by the method it was taken with.
+/// (`payment.PaymentRefunded.v1` is the saga's reply; this is the public fact.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RefundIssued {
+    /// The ledger entry of the refund.
+    pub payment_id: Uuid,
+    /// The capture it gives back.
+    pub refund_of: Uuid,
+    pub booking_id: Uuid,
+    pub customer_id: String,
+    pub method: PaymentMethod,
+    pub amount: Money,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub miles: Option<u64>,
+    pub refunded_at: DateTime<Utc>,
+}
+
+impl Message for RefundIssued {
+    const MESSAGE_TYPE: &'static str = "payment.RefundIssued.v1";
+}
+
+/// Why miles were added to an account.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MilesCreditKind {
+    /// Granted by an operator (a welcome bonus, a goodwill gesture).
+    Grant,
+    /// Miles a booking redeemed, given back by its refund.
+    Refund,
+}
+
+impl MilesCreditKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Self::Grant => "grant",
+            Self::Refund => "refund",
+        }
+    }
+}
+
+/// Miles were added to a customer's account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MilesCredited {
+    /// The miles ledger entry.
+    pub entry_id: Uuid,
+    pub customer_id: String,
+    pub kind: MilesCreditKind,
+    pub miles: u64,
+    /// The booking whose refund it is, for [`MilesCreditKind::Refund`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub booking_id: Option<Uuid>,
+    pub credited_at: DateTime<Utc>,
+}
+
+impl Message for MilesCredited {
+    const MESSAGE_TYPE: &'static str = "payment.MilesCredited.v1";
+}
+
+/// Miles were spent on a booking.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MilesRedeemed {
+    pub entry_id: Uuid,
+    pub customer_id: String,
+    pub booking_id: Uuid,
+    pub miles: u64,
+    pub redeemed_at: DateTime<Utc>,
+}
+
+impl Message for MilesRedeemed {
+    const MESSAGE_TYPE: &'static str = "payment.MilesRedeemed.v1";
+}
+
+/// Every message type payment publishes on `payment.events`.
+pub const EVENT_TYPES: [&str; 4] = [
+    PaymentCaptured::MESSAGE_TYPE,
+    RefundIssued::MESSAGE_TYPE,
+    MilesCredited::MESSAGE_TYPE,
+    MilesRedeemed::MESSAGE_TYPE,
+];
 
 #[cfg(test)]
 mod tests {

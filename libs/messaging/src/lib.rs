@@ -7,6 +7,9 @@
 //! - [`participant`]: the kit a service applies its messages with —
 //!   handlers registered per message type with their payload type, decoded
 //!   once, replies to the saga through one helper, an after-commit hook;
+//! - [`stream`]: [`stream::RecordStream`], a plain record stream whose
+//!   offsets the caller commits once its own effect is durable (the data
+//!   lake's files), and the hand-over of positions to a group;
 //! - [`dead_letters`]: parked messages, listed and replayed over HTTP and CLI;
 //! - [`topics`]: topic bootstrap;
 //! - [`KafkaSettings`]: the `[kafka]` section each service embeds in its settings;
@@ -21,6 +24,7 @@ pub mod outbox;
 pub mod participant;
 pub mod producer;
 mod settings;
+pub mod stream;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod topics;

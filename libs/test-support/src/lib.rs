@@ -31,6 +31,7 @@ pub mod broker;
 pub mod conformance;
 pub mod fixtures;
 pub mod http;
+mod outbox;
 pub mod process;
 pub mod redis;
 pub mod tokens;

@@ -21,6 +21,7 @@ use service_kit::{telemetry, ApiError, IdempotencyKey, Json, PageLimit, Path, Qu
 use uuid::Uuid;
 
 use crate::db::{self, Booking, BookingStatus, CardRecord, PaymentRecord};
+use crate::events;
 use crate::request::{self, CreateBooking};
 use crate::steps::{self, cancellation, BookingStep, BookingVariables, Canceller};
 use crate::AppState;
@@ -251,6 +252,7 @@ pub async fn create(
         drop(conn);
         return respond(&state, &caller, booking_id, wait, ticket.as_ref()).await;
     }
+    events::publish_created(&mut tx, &booking).await?;
     state
         .orchestrator
         .start(&mut tx, slip, now)

@@ -18,6 +18,7 @@ pub mod api;
 pub mod console;
 pub mod db;
 pub mod delegates;
+pub mod events;
 pub mod flight_cancellations;
 pub mod operator;
 pub mod request;

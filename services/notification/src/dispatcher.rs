@@ -16,6 +16,10 @@
 //! customer before the confirmation it retracts. Failures back off
 //! exponentially; a refusal, or the retry budget running out, marks the row
 //! `failed` (visible in `GET /notifications`, counted in metrics).
+//!
+//! Marking a row delivered or failed and publishing the public event that
+//! says so ([`crate::events`]) commit together, and only the transaction
+//! that moved the row out of `pending` publishes: one event per message.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -33,6 +37,7 @@ use uuid::Uuid;
 use crate::channel::{DeliveryChannel, DeliveryError, OutgoingMessage};
 use crate::commands::{parse_channel, parse_kind};
 use crate::contact::mask;
+use crate::events;
 
 /// Wakes this process's dispatcher when a notification is recorded (not a
 /// `NOTIFY` in the recording transaction: see [`service_kit::wakeup`]).
@@ -71,6 +76,7 @@ struct PendingRow {
     subject: String,
     body: String,
     attempts: i32,
+    customer_id: Option<String>,
 }
 
 /// How long past the delivery timeout a claim stays leased.
@@ -157,7 +163,7 @@ impl Dispatcher {
                  LIMIT $1
                  FOR UPDATE SKIP LOCKED)
              RETURNING n.notification_id, n.seq, n.booking_id, n.kind, n.channel, n.recipient,
-                       n.subject, n.body, n.attempts",
+                       n.subject, n.body, n.attempts, n.customer_id",
         )
         .bind(i64::from(self.settings.batch_size))
         .bind(lease_secs)
@@ -220,19 +226,33 @@ impl Dispatcher {
             }
         };
         let recipient = mask(channel, &message.recipient);
+        let settled = events::Settled {
+            notification_id: message.notification_id,
+            booking_id: message.booking_id,
+            customer_id: row.customer_id,
+            kind,
+            channel,
+            attempts: u32::try_from(attempts).context("delivery attempts out of range")?,
+        };
         match delivered {
             Ok(()) => {
-                sqlx::query(
+                let mut tx = self.pool.begin().await.context("begin marking delivered")?;
+                let delivered_at: Option<DateTime<Utc>> = sqlx::query_scalar(
                     "UPDATE notifications
                      SET status = 'delivered', delivered_at = clock_timestamp(),
                          attempts = $2, last_error = NULL
-                     WHERE notification_id = $1 AND status = 'pending'",
+                     WHERE notification_id = $1 AND status = 'pending'
+                     RETURNING delivered_at",
                 )
                 .bind(message.notification_id)
                 .bind(attempts)
-                .execute(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .context("mark a notification delivered")?;
+                if let Some(delivered_at) = delivered_at {
+                    events::publish_delivered(&mut tx, settled, delivered_at).await?;
+                }
+                tx.commit().await.context("commit a delivery")?;
                 Ok(Outcome::Delivered(kind, channel))
             }
             Err(DeliveryError::Transient(error))
@@ -269,16 +289,22 @@ impl Dispatcher {
                     error = %error,
                     "delivery failed for good; the message needs an operator"
                 );
-                sqlx::query(
+                let mut tx = self.pool.begin().await.context("begin marking failed")?;
+                let failed_at: Option<DateTime<Utc>> = sqlx::query_scalar(
                     "UPDATE notifications SET status = 'failed', attempts = $2, last_error = $3
-                     WHERE notification_id = $1 AND status = 'pending'",
+                     WHERE notification_id = $1 AND status = 'pending'
+                     RETURNING clock_timestamp()",
                 )
                 .bind(message.notification_id)
                 .bind(attempts)
                 .bind(error.to_string())
-                .execute(&self.pool)
+                .fetch_optional(&mut *tx)
                 .await
                 .context("mark a notification failed")?;
+                if let Some(failed_at) = failed_at {
+                    events::publish_failed(&mut tx, settled, failed_at).await?;
+                }
+                tx.commit().await.context("commit a delivery failure")?;
                 Ok(Outcome::Failed(channel))
             }
         }

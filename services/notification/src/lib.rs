@@ -12,6 +12,7 @@ pub mod channel;
 pub mod commands;
 pub mod contact;
 pub mod dispatcher;
+pub mod events;
 mod messages;
 pub mod render;
 

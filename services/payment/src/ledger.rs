@@ -16,8 +16,8 @@ use service_kit::{ApiError, Json, PageLimit, Query};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
-use crate::miles;
 use crate::AppState;
+use crate::{events, miles};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -169,8 +169,8 @@ pub enum RecordError {
     Unexpected(#[from] anyhow::Error),
 }
 
-/// Appends an entry. The unique constraint, not a prior check, decides
-/// whether a second capture or refund of a method can exist.
+/// Appends an entry, with its public event. The unique constraint, not a
+/// prior check, decides whether a second capture or refund of a method can exist.
 pub async fn record(conn: &mut PgConnection, entry: NewEntry) -> Result<LedgerEntry, RecordError> {
     let miles = entry
         .miles
@@ -194,10 +194,14 @@ pub async fn record(conn: &mut PgConnection, entry: NewEntry) -> Result<LedgerEn
     .bind(entry.card_token)
     .bind(&entry.gateway_reference)
     .bind(entry.refund_of)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await;
     match inserted {
-        Ok(row) => Ok(entry_of(row)?),
+        Ok(row) => {
+            let entry = entry_of(row)?;
+            events::publish_ledger_entry(conn, &entry).await?;
+            Ok(entry)
+        }
         Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
             Err(RecordError::AlreadyRecorded {
                 kind: entry.kind.as_str(),

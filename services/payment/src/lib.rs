@@ -9,6 +9,7 @@
 
 pub mod cards;
 pub mod commands;
+pub mod events;
 pub mod gateway;
 pub mod ledger;
 mod miles;

@@ -1,13 +1,17 @@
 //! Miles accounts: a balance is the sum of the customer's ledger entries.
 
+use anyhow::Context;
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use service_kit::auth::{Admin, Caller};
 use service_kit::db::{self, LockNamespace};
 use service_kit::{ApiError, IdempotencyKey, Json, Path};
 use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
+
+use crate::events;
 
 const MAX_CREDIT: i64 = 10_000_000;
 const MAX_REASON_CHARS: usize = 200;
@@ -84,11 +88,11 @@ pub async fn credit(
     let idempotency_key = idempotency_key.as_ref().map(IdempotencyKey::as_str);
 
     let mut tx = pool.begin().await?;
-    let inserted: Option<Uuid> = sqlx::query_scalar(
+    let inserted: Option<(Uuid, DateTime<Utc>)> = sqlx::query_as(
         "INSERT INTO miles_ledger (entry_id, customer_id, miles, kind, reason, idempotency_key)
          VALUES ($1, $2, $3, 'credit', $4, $5)
          ON CONFLICT (customer_id, idempotency_key) DO NOTHING
-         RETURNING entry_id",
+         RETURNING entry_id, recorded_at",
     )
     .bind(Uuid::now_v7())
     .bind(&customer_id)
@@ -98,7 +102,17 @@ pub async fn credit(
     .fetch_optional(&mut *tx)
     .await?;
     let (entry_id, status) = match inserted {
-        Some(entry_id) => (entry_id, StatusCode::CREATED),
+        Some((entry_id, recorded_at)) => {
+            let entry = events::MilesEntry {
+                entry_id,
+                customer_id: customer_id.clone(),
+                miles: request.miles,
+                booking_id: None,
+                recorded_at,
+            };
+            events::publish_miles_entry(&mut tx, entry).await?;
+            (entry_id, StatusCode::CREATED)
+        }
         None => {
             // The key was used before: the same request gets the same answer, a different one is refused.
             let (entry_id, miles, previous_reason): (Uuid, i64, String) = sqlx::query_as(
@@ -156,7 +170,8 @@ pub(crate) async fn lock_account(
 
 const ACCOUNT_LOCK: LockNamespace = LockNamespace::new("payment.miles");
 
-/// A booking's movement of miles: a redemption (negative) or its refund (positive).
+/// A booking's movement of miles: a redemption (negative) or its refund
+/// (positive), with its public event.
 pub(crate) async fn record_booking_entry(
     conn: &mut PgConnection,
     customer_id: &str,
@@ -164,11 +179,11 @@ pub(crate) async fn record_booking_entry(
     kind: &str,
     reason: &str,
     booking_id: Uuid,
-) -> Result<Uuid, sqlx::Error> {
-    sqlx::query_scalar(
+) -> anyhow::Result<Uuid> {
+    let (entry_id, recorded_at): (Uuid, DateTime<Utc>) = sqlx::query_as(
         "INSERT INTO miles_ledger (entry_id, customer_id, miles, kind, reason, booking_id)
          VALUES ($1, $2, $3, $4, $5, $6)
-         RETURNING entry_id",
+         RETURNING entry_id, recorded_at",
     )
     .bind(Uuid::now_v7())
     .bind(customer_id)
@@ -176,8 +191,18 @@ pub(crate) async fn record_booking_entry(
     .bind(kind)
     .bind(reason)
     .bind(booking_id)
-    .fetch_one(conn)
+    .fetch_one(&mut *conn)
     .await
+    .context("append to the miles ledger")?;
+    let entry = events::MilesEntry {
+        entry_id,
+        customer_id: customer_id.to_owned(),
+        miles,
+        booking_id: Some(booking_id),
+        recorded_at,
+    };
+    events::publish_miles_entry(conn, entry).await?;
+    Ok(entry_id)
 }
 
 /// Customer ids are opaque to payment, but bounded and printable.

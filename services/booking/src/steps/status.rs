@@ -6,6 +6,7 @@ use sqlx::PgConnection;
 
 use super::variables::{price, BookingVariables};
 use crate::db::{self, BookingStatus};
+use crate::events;
 
 /// The Postgres channel on which a booking's status changes are announced.
 pub const STATUS_CHANNEL: &str = "booking_status";
@@ -27,7 +28,8 @@ pub fn booking_status(slip: &RoutingSlip) -> Option<BookingStatus> {
     }
 }
 
-/// Records the slip's outcome on the booking and, if it changed, announces it.
+/// Records the slip's outcome on the booking and, if it changed, announces
+/// it: to waiting requests, and as a public event.
 pub async fn mirror(conn: &mut PgConnection, slip: &RoutingSlip) -> anyhow::Result<()> {
     let Some(status) = booking_status(slip) else {
         return Ok(());
@@ -36,6 +38,7 @@ pub async fn mirror(conn: &mut PgConnection, slip: &RoutingSlip) -> anyhow::Resu
     let total = price(slip, &variables)?;
     let changed = db::record_outcome(conn, variables.booking_id, status, total).await?;
     if changed {
+        events::publish_status_change(conn, slip, &variables, status, total).await?;
         metrics::counter!("bookings_total", "status" => status.as_str()).increment(1);
         sqlx::query("SELECT pg_notify($1, $2)")
             .bind(STATUS_CHANNEL)

@@ -6,5 +6,6 @@ mod concurrency;
 mod conformance;
 mod flights;
 mod helpers;
+mod public_events;
 mod read_model;
 mod seat_commands;

@@ -4,6 +4,7 @@
 
 mod conformance;
 mod dispatcher;
+mod events;
 mod helpers;
 mod queries;
 mod send_notification;
