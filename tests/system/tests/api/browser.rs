@@ -99,14 +99,49 @@ impl Browser {
         .expect("polled until found")
     }
 
+    /// Clicks what `css` selects. The page re-renders as answers arrive, so
+    /// an element found a moment ago may be gone (a stale reference): find
+    /// it again and click again until a click lands.
     pub async fn click(&self, css: &str) {
-        self.find(css).await.click().await.expect("click");
+        let what = format!("a click on {css} lands");
+        poll_until(
+            PATIENCE,
+            &what,
+            || async {
+                match self.client.find(Locator::Css(css)).await {
+                    Ok(element) => element.click().await.map_err(|error| error.to_string()),
+                    Err(error) => Err(error.to_string()),
+                }
+            },
+            Result::is_ok,
+        )
+        .await
+        .expect("polled until clicked");
     }
 
+    /// Replaces the text of the field `css` selects, finding it again if a
+    /// re-render made it stale (as [`click`](Self::click) does).
     pub async fn type_into(&self, css: &str, text: &str) {
-        let field = self.find(css).await;
-        field.clear().await.expect("clear the field");
-        field.send_keys(text).await.expect("type into the field");
+        let what = format!("{css} takes the text");
+        poll_until(
+            PATIENCE,
+            &what,
+            || async {
+                let field = self
+                    .client
+                    .find(Locator::Css(css))
+                    .await
+                    .map_err(|error| error.to_string())?;
+                field.clear().await.map_err(|error| error.to_string())?;
+                field
+                    .send_keys(text)
+                    .await
+                    .map_err(|error| error.to_string())
+            },
+            Result::is_ok,
+        )
+        .await
+        .expect("polled until typed");
     }
 
     pub async fn select(&self, css: &str, value: &str) {
