@@ -137,19 +137,7 @@ pub async fn pgbench_tpcb_baseline(
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<Baseline> {
-    let pgbench = pgbench_path();
-    let output = tokio::process::Command::new(&pgbench)
-        .args(["-i", "-q", "-s", &scale.max(1).to_string()])
-        .arg(database_url)
-        .output()
-        .await
-        .with_context(|| format!("run {pgbench} -i (install postgresql-contrib or set PGBENCH)"))?;
-    if !output.status.success() {
-        bail!(
-            "pgbench -i failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    initialise_pgbench_tables(database_url, scale).await?;
     run_pgbench(database_url, &["-b", "tpcb-like"], clients, duration).await
 }
 
@@ -162,6 +150,12 @@ pub async fn pgbench_select_only_baseline(
     clients: usize,
     duration: Duration,
 ) -> anyhow::Result<Baseline> {
+    initialise_pgbench_tables(database_url, scale).await?;
+    run_pgbench(database_url, &["-S"], clients, duration).await
+}
+
+/// `pgbench -i` at `scale`: the tables pgbench's built-in workloads use.
+async fn initialise_pgbench_tables(database_url: &str, scale: u32) -> anyhow::Result<()> {
     let pgbench = pgbench_path();
     let output = tokio::process::Command::new(&pgbench)
         .args(["-i", "-q", "-s", &scale.max(1).to_string()])
@@ -175,7 +169,7 @@ pub async fn pgbench_select_only_baseline(
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    run_pgbench(database_url, &["-S"], clients, duration).await
+    Ok(())
 }
 
 async fn run_pgbench(
