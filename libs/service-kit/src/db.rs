@@ -273,6 +273,21 @@ async fn create_role_if_missing(
     Ok(())
 }
 
+/// Drops `database` and every connection still open to it (`WITH (FORCE)`):
+/// for throwaway databases only, the ones tests, benchmarks and the chaos
+/// harness provision for themselves.
+pub async fn drop_database(admin: &mut PgConnection, database: &str) -> anyhow::Result<()> {
+    let statement = format!(
+        "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+        quote_ident(database)
+    );
+    admin
+        .execute(statement.as_str())
+        .await
+        .with_context(|| format!("drop database {database}"))?;
+    Ok(())
+}
+
 /// Quotes an SQL identifier (doubling embedded quotes), for DDL that cannot take bind parameters.
 pub fn quote_ident(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))

@@ -386,6 +386,7 @@ async fn one_run(
         .snapshot()
         .await
         .context("read the bookings' outcomes")?;
+    drop(checker);
     stack.stop().await.context("stop the run's services")?;
     let leaks = card_data_in_logs(log_dir)?;
     if !leaks.is_empty() {
@@ -406,6 +407,12 @@ async fn one_run(
     );
     run.write(log_dir)?;
     println!("  {}", run.one_line());
+    if run.passed() {
+        infrastructure
+            .forget_run(&database, &topic_prefix)
+            .await
+            .context("remove the passed run's database and topics")?;
+    }
     Ok(run)
 }
 

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Context};
 use secrecy::SecretString;
 use service_kit::db::SchemaOwner;
+use sqlx::{Connection, PgConnection};
 use test_support::broker::PrivateBroker;
 
 use crate::ports::free_port;
@@ -40,6 +41,25 @@ impl Infrastructure {
             broker,
             auth_dir,
         })
+    }
+
+    /// Removes what a passed run left: its database and its topics. Without
+    /// this a long invocation piles up a database and a few dozen partitions
+    /// per run, and the later runs' broker restarts (which reload every
+    /// partition) would be slower than the first ones', for no reason the
+    /// system under test is responsible for. A failed run's are kept until
+    /// the invocation ends.
+    pub async fn forget_run(&self, database: &str, topic_prefix: &str) -> anyhow::Result<()> {
+        let mut admin = PgConnection::connect(&self.postgres.admin_url("postgres"))
+            .await
+            .context("connect to the private cluster as administrator")?;
+        service_kit::db::drop_database(&mut admin, database).await?;
+        admin.close().await.ok();
+        let kafka = messaging::KafkaSettings::for_brokers(self.broker.address());
+        messaging::topics::delete_topics_where(&kafka, |topic| topic.starts_with(topic_prefix))
+            .await
+            .with_context(|| format!("delete the topics named {topic_prefix}*"))?;
+        Ok(())
     }
 }
 

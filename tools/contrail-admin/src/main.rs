@@ -18,8 +18,8 @@ use chrono::TimeDelta;
 use clap::{Parser, Subcommand};
 use secrecy::SecretString;
 use service_kit::auth::Scope;
-use service_kit::db::{provision, quote_ident, SchemaOwner};
-use sqlx::{Connection, Executor, PgConnection};
+use service_kit::db::{provision, SchemaOwner};
+use sqlx::{Connection, PgConnection};
 
 #[derive(Debug, Parser)]
 #[command(version, about)]
@@ -171,11 +171,7 @@ async fn drop_test_databases(admin_url: &SecretString) -> anyhow::Result<()> {
     .await
     .context("list test databases")?;
     for name in &names {
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", quote_ident(name));
-        admin
-            .execute(statement.as_str())
-            .await
-            .with_context(|| format!("drop database {name}"))?;
+        service_kit::db::drop_database(&mut admin, name).await?;
     }
     tracing::info!(dropped = names.len(), "test databases dropped");
     Ok(())
