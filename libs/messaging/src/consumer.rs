@@ -19,7 +19,11 @@
 //! One that fails transiently ends the batch there: what came before it
 //! commits, and it is retried on its own with exponential backoff up to the
 //! budget, then parked in `dead_letters` (and published to `<topic>.dlq`),
-//! and the consumer moves on. Parked messages are replayed when an operator
+//! and the consumer moves on. A failure that says the database cannot be
+//! reached ([`service_kit::db::unavailable`]) is not the message's fault and
+//! costs it no attempt: the consumer waits, with the same backoff, for as
+//! long as the outage lasts, and its partitions wait behind it (lag grows;
+//! nothing is parked). Parked messages are replayed when an operator
 //! requests it (HTTP or CLI, see [`crate::dead_letters`]).
 //!
 //! Message types: a handler lists the types it applies. A message of another
@@ -746,6 +750,24 @@ impl Consumer {
                     return self
                         .park(message, Some(&incoming.envelope), &error, attempt, shutdown)
                         .await;
+                }
+                // The database, not the message, failed: waiting for it costs
+                // the message none of its attempts, or a Postgres restart
+                // longer than the budget would park healthy messages.
+                Err(HandlerError::Transient(error)) if service_kit::db::unavailable(&error) => {
+                    tracing::warn!(
+                        attempt,
+                        error = format!("{error:#}"),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "database unavailable; waiting for it (not counted as an attempt)"
+                    );
+                    metrics::counter!("consumer_database_waits_total", "consumer" => self.name.clone())
+                        .increment(1);
+                    tokio::select! {
+                        () = shutdown.cancelled() => return None,
+                        () = tokio::time::sleep(backoff) => {}
+                    }
+                    backoff = (backoff * 2).min(max_backoff);
                 }
                 Err(HandlerError::Transient(error)) if attempt >= self.settings.max_attempts => {
                     return self

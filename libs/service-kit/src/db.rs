@@ -273,6 +273,42 @@ async fn create_role_if_missing(
     Ok(())
 }
 
+/// Whether `error` says the database could not be reached — no connection
+/// within the pool's timeout, a connection refused or cut, the server
+/// shutting down or starting up — rather than anything about the statement
+/// or the data. Whatever wraps it: the whole chain is looked at.
+///
+/// Work that failed this way did nothing wrong and should wait for the
+/// database, not count the failure against itself: a consumer must not park
+/// a message as a dead letter because Postgres restarted, and an API answers
+/// 503 with `Retry-After`, not 500.
+pub fn unavailable(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<sqlx::Error>())
+        .any(sqlx_error_means_unavailable)
+}
+
+fn sqlx_error_means_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(database_error) => database_error
+            .code()
+            .is_some_and(|code| sqlstate_means_unavailable(&code)),
+        _ => false,
+    }
+}
+
+/// Class 08 (connection exception), and the operator-intervention codes a
+/// restart sends: admin shutdown, crash shutdown, cannot connect now.
+fn sqlstate_means_unavailable(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
+}
+
 /// Drops `database` and every connection still open to it (`WITH (FORCE)`):
 /// for throwaway databases only, the ones tests, benchmarks and the chaos
 /// harness provision for themselves.
@@ -295,7 +331,35 @@ pub fn quote_ident(identifier: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::quote_ident;
+    use super::{quote_ident, sqlstate_means_unavailable, unavailable};
+    use anyhow::Context as _;
+
+    #[test]
+    fn a_lost_or_refused_connection_is_unavailability_whatever_wraps_it() {
+        let timed_out = Err::<(), _>(sqlx::Error::PoolTimedOut)
+            .context("begin a batch")
+            .context("apply inventory.HoldSeats.v1");
+        assert!(unavailable(&timed_out.unwrap_err()));
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(unavailable(&anyhow::Error::new(sqlx::Error::Io(refused))));
+        assert!(unavailable(&anyhow::Error::new(sqlx::Error::PoolClosed)));
+    }
+
+    #[test]
+    fn a_statement_or_data_failure_is_not_unavailability() {
+        assert!(!unavailable(&anyhow::Error::new(sqlx::Error::RowNotFound)));
+        assert!(!unavailable(&anyhow::anyhow!("seat 12C is not held")));
+    }
+
+    #[test]
+    fn restart_and_connection_sqlstates_are_unavailability_and_others_are_not() {
+        for code in ["08000", "08006", "08001", "57P01", "57P02", "57P03"] {
+            assert!(sqlstate_means_unavailable(code), "{code}");
+        }
+        for code in ["23505", "40001", "40P01", "42P01", "57014", "55P03"] {
+            assert!(!sqlstate_means_unavailable(code), "{code}");
+        }
+    }
 
     #[test]
     fn identifiers_are_quoted_and_escaped() {
