@@ -212,8 +212,9 @@ impl ApiError {
 }
 
 impl From<anyhow::Error> for ApiError {
-    /// An exhausted pool is overload, whatever context wraps it: 503 with
-    /// `Retry-After`, never a 500.
+    /// An exhausted pool is overload, and a database that cannot be reached
+    /// (restarting, failing over) is an outage, whatever context wraps
+    /// either: 503 with `Retry-After`, never a 500.
     fn from(source: anyhow::Error) -> Self {
         let pool_exhausted = source
             .chain()
@@ -222,6 +223,13 @@ impl From<anyhow::Error> for ApiError {
             metrics::counter!("db_pool_acquire_timeouts_total").increment(1);
             return Self::unavailable("the service is busy, try again shortly", 1)
                 .with_source(source);
+        }
+        if crate::db::unavailable(&source) {
+            return Self::unavailable(
+                "the service's database is unreachable, try again shortly",
+                2,
+            )
+            .with_source(source);
         }
         Self::internal(source)
     }
@@ -289,6 +297,19 @@ mod tests {
         let error = ApiError::from(wrapped);
         assert_eq!(error.code(), ErrorCode::Unavailable);
         assert_eq!(error.into_response().headers()[header::RETRY_AFTER], "1");
+    }
+
+    #[test]
+    fn an_unreachable_database_is_an_outage_not_an_internal_error() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let wrapped = Err::<(), _>(sqlx::Error::Io(refused))
+            .context("read the booking")
+            .unwrap_err();
+        let error = ApiError::from(wrapped);
+        assert_eq!(error.code(), ErrorCode::Unavailable);
+        assert_eq!(error.into_response().headers()[header::RETRY_AFTER], "2");
+        let not_found = ApiError::from(anyhow::Error::new(sqlx::Error::RowNotFound));
+        assert_eq!(not_found.code(), ErrorCode::Internal);
     }
 
     async fn render(error: ApiError) -> (StatusCode, String, Value) {

@@ -15,7 +15,8 @@
 //! - [`fixtures`] are request bodies more than one crate's tests send;
 //! - [`http`] reads JSON answers, [`wait`] polls until something holds,
 //!   [`broker`] runs a private broker a test may stop and kill, [`redis`] gives
-//!   the read cache's tests their Redis (and a refused or a silent one).
+//!   the read cache's tests their Redis (and a refused or a silent one),
+//!   [`proxy`] puts a link a test can cut between one client and its server.
 //!
 //! Tracing stays silent unless `TEST_LOG` is set. Test databases are named
 //! `contrail_test_*` and are left behind for inspection; `make test` drops
@@ -33,6 +34,7 @@ pub mod fixtures;
 pub mod http;
 mod outbox;
 pub mod process;
+pub mod proxy;
 pub mod redis;
 pub mod tokens;
 pub mod wait;
@@ -124,6 +126,44 @@ impl TestDatabase {
             .connect_with(options)
             .await
             .with_context(|| format!("connect a pool as {role}"))
+    }
+
+    /// A pool as `role`, like [`pool_as`](Self::pool_as), whose connections
+    /// go through `proxy` instead of straight to the server: cut the proxy and
+    /// this pool loses its database while every other client keeps it. It
+    /// gives up acquiring after `acquire_timeout` and keeps no idle
+    /// connection open, so a cut shows at once.
+    pub async fn pool_through(
+        &self,
+        role: &str,
+        max_connections: u32,
+        proxy: &proxy::CuttableProxy,
+        acquire_timeout: std::time::Duration,
+    ) -> anyhow::Result<PgPool> {
+        let address = proxy.address();
+        let options = self
+            .options_for(role)?
+            .host(&address.ip().to_string())
+            .port(address.port())
+            .options([("search_path", role)]);
+        PgPoolOptions::new()
+            .max_connections(max_connections)
+            .min_connections(0)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connect a pool as {role} through {address}"))
+    }
+
+    /// Where the server listens: the address a [`proxy::CuttableProxy`] forwards to.
+    pub async fn server_address(&self) -> anyhow::Result<SocketAddr> {
+        let target = format!("{}:{}", self.admin.get_host(), self.admin.get_port());
+        let mut addresses = tokio::net::lookup_host(&target)
+            .await
+            .with_context(|| format!("resolve {target}"))?;
+        addresses
+            .next()
+            .with_context(|| format!("{target} resolves to no address"))
     }
 
     fn options_for(&self, role: &str) -> anyhow::Result<PgConnectOptions> {

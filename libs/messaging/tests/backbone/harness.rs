@@ -36,6 +36,7 @@ impl Message for Recording {
 }
 
 pub struct Harness {
+    pub database: TestDatabase,
     pub pool: PgPool,
     pub kafka: KafkaSettings,
 }
@@ -80,7 +81,11 @@ impl Harness {
         )
         .await
         .unwrap();
-        Self { pool, kafka }
+        Self {
+            database,
+            pool,
+            kafka,
+        }
     }
 
     /// Commits `recordings` to the outbox, one transaction each, in order.
@@ -119,7 +124,12 @@ impl Harness {
     }
 
     pub fn spawn_consumer(&self, handler: Arc<Recorder>) -> Running {
-        let consumer = Consumer::new(CONSUMER, &[TOPIC], handler, self.pool.clone(), &self.kafka);
+        self.spawn_consumer_on(handler, self.pool.clone())
+    }
+
+    /// A consumer whose database is `pool` (one through a cuttable proxy, say).
+    pub fn spawn_consumer_on(&self, handler: Arc<Recorder>, pool: PgPool) -> Running {
+        let consumer = Consumer::new(CONSUMER, &[TOPIC], handler, pool, &self.kafka);
         let stats = consumer.stats();
         let shutdown = CancellationToken::new();
         let task = tokio::spawn(consumer.run(shutdown.clone()));

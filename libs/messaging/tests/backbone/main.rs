@@ -3,6 +3,7 @@
 
 mod batching;
 mod broker_outage;
+mod database_outage;
 mod dead_letters;
 mod delivery;
 mod harness;
