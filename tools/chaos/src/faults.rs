@@ -7,6 +7,10 @@
 //! - `kill-broker`: SIGKILL of the private broker's JVM, an outage, a restart
 //!   on the same storage;
 //! - `restart-postgres`: `pg_ctl restart -m fast` of the private cluster;
+//! - `cut-database`: one service's link to Postgres is cut — its open
+//!   connections end mid-conversation and new ones are refused — for an
+//!   outage, while the cluster and every other service carry on (a network
+//!   partition between one service and its database);
 //! - `rebalance`: a second process of a service joins its consumer groups,
 //!   stays a while, and leaves (SIGTERM);
 //! - `previous-release`: a process of every service built from the previous
@@ -68,16 +72,18 @@ pub enum FaultKind {
     KillService,
     KillBroker,
     RestartPostgres,
+    CutDatabase,
     Rebalance,
     Duplicates,
     PreviousRelease,
 }
 
 impl FaultKind {
-    pub const ALL: [FaultKind; 6] = [
+    pub const ALL: [FaultKind; 7] = [
         FaultKind::KillService,
         FaultKind::KillBroker,
         FaultKind::RestartPostgres,
+        FaultKind::CutDatabase,
         FaultKind::Rebalance,
         FaultKind::Duplicates,
         FaultKind::PreviousRelease,
@@ -88,6 +94,7 @@ impl FaultKind {
             Self::KillService => "kill-service",
             Self::KillBroker => "kill-broker",
             Self::RestartPostgres => "restart-postgres",
+            Self::CutDatabase => "cut-database",
             Self::Rebalance => "rebalance",
             Self::Duplicates => "duplicates",
             Self::PreviousRelease => "previous-release",
@@ -133,6 +140,7 @@ impl std::fmt::Display for PlannedFault {
             FaultKind::KillService | FaultKind::KillBroker => {
                 write!(f, " down {:.1}s", self.hold.as_secs_f64())
             }
+            FaultKind::CutDatabase => write!(f, " cut for {:.1}s", self.hold.as_secs_f64()),
             FaultKind::Rebalance => write!(f, " second member for {:.1}s", self.hold.as_secs_f64()),
             FaultKind::PreviousRelease => write!(
                 f,
@@ -166,7 +174,10 @@ pub fn plan(
         .map(|kind| {
             let at = rng.between(send_window.mul_f64(0.05), send_window.mul_f64(0.75));
             let service = match kind {
-                FaultKind::KillService | FaultKind::Rebalance | FaultKind::Duplicates => {
+                FaultKind::KillService
+                | FaultKind::CutDatabase
+                | FaultKind::Rebalance
+                | FaultKind::Duplicates => {
                     Some(Service::ALL[rng.below(Service::ALL.len() as u64) as usize])
                 }
                 FaultKind::KillBroker | FaultKind::RestartPostgres | FaultKind::PreviousRelease => {
@@ -179,6 +190,12 @@ pub fn plan(
                 }
                 FaultKind::Rebalance | FaultKind::PreviousRelease => {
                     rng.between(Duration::from_secs(3), Duration::from_secs(10))
+                }
+                // Up to longer than a consumer's whole retry budget, so an
+                // outage mistaken for a poison message would show as a
+                // dead letter.
+                FaultKind::CutDatabase => {
+                    rng.between(Duration::from_secs(1), Duration::from_secs(30))
                 }
                 FaultKind::RestartPostgres | FaultKind::Duplicates => Duration::ZERO,
             };
@@ -315,6 +332,18 @@ async fn inject(
             context.infrastructure.postgres.restart_fast().await?;
             record.ready_after = Some(restarted.elapsed());
             measure(context, &mut record, restarted, baselines, &probe_key).await;
+        }
+        FaultKind::CutDatabase => {
+            let service = fault.service.context("a cut needs a service")?;
+            context.stack.database_link_mut(service)?.cut().await;
+            tokio::time::sleep(fault.hold).await;
+            let baselines = counters(context, &[service]).await;
+            let restored = Instant::now();
+            context.stack.database_link_mut(service)?.restore().await?;
+            let http = context.http;
+            context.stack.process_mut(service)?.wait_ready(http).await?;
+            record.ready_after = Some(restored.elapsed());
+            measure(context, &mut record, restored, baselines, &probe_key).await;
         }
         FaultKind::Rebalance => {
             let service = fault.service.context("a rebalance needs a service")?;
@@ -717,9 +746,10 @@ mod tests {
                 FaultKind::PreviousRelease | FaultKind::KillBroker | FaultKind::RestartPostgres => {
                     assert_eq!(fault.service, None, "{fault}")
                 }
-                FaultKind::KillService | FaultKind::Rebalance | FaultKind::Duplicates => {
-                    assert!(fault.service.is_some(), "{fault}")
-                }
+                FaultKind::KillService
+                | FaultKind::CutDatabase
+                | FaultKind::Rebalance
+                | FaultKind::Duplicates => assert!(fault.service.is_some(), "{fault}"),
             }
             if fault.kind == FaultKind::PreviousRelease {
                 assert!(fault.hold >= Duration::from_secs(3), "{fault}");

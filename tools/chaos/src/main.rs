@@ -53,7 +53,7 @@ struct Args {
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "kill-service,kill-broker,restart-postgres,rebalance,duplicates,previous-release"
+        default_value = "kill-service,kill-broker,restart-postgres,cut-database,rebalance,duplicates,previous-release"
     )]
     faults: Vec<FaultKind>,
     /// Faults per run; by default one of each enabled kind.

@@ -69,7 +69,11 @@ impl std::fmt::Display for Service {
 /// What every process of one run shares.
 #[derive(Debug, Clone)]
 pub struct StackAddresses {
+    /// The private cluster's port: the harness's own connections.
     pub postgres_port: u16,
+    /// Where each service's processes reach Postgres: a proxy of its own in
+    /// front of `postgres_port`, which the `cut-database` fault cuts.
+    pub database_ports: BTreeMap<Service, u16>,
     pub database: String,
     pub brokers: String,
     pub topic_prefix: String,
@@ -80,6 +84,14 @@ pub struct StackAddresses {
 }
 
 impl StackAddresses {
+    /// The port `service` connects to Postgres on: its link if it has one.
+    pub fn database_port(&self, service: Service) -> u16 {
+        self.database_ports
+            .get(&service)
+            .copied()
+            .unwrap_or(self.postgres_port)
+    }
+
     pub fn url(&self, service: Service) -> String {
         format!(
             "http://127.0.0.1:{}",
@@ -365,7 +377,7 @@ fn environment(service: Service, port: u16, stack: &StackAddresses) -> Vec<(Stri
             format!(
                 "postgres://{}@127.0.0.1:{}/{}",
                 service.role(),
-                stack.postgres_port,
+                stack.database_port(service),
                 stack.database
             ),
         ),
@@ -426,6 +438,7 @@ outbox_published_total 40
     fn a_service_is_pointed_at_the_runs_stack_only_through_its_environment() {
         let stack = StackAddresses {
             postgres_port: 6000,
+            database_ports: BTreeMap::from([(Service::FlightInventory, 6001)]),
             database: "chaos_1_0".to_owned(),
             brokers: "127.0.0.1:7000".to_owned(),
             topic_prefix: "chaos1.".to_owned(),
@@ -459,7 +472,8 @@ outbox_published_total 40
                 .collect();
         assert_eq!(
             inventory["FLIGHT_INVENTORY__DATABASE__URL"],
-            "postgres://flight_inventory@127.0.0.1:6000/chaos_1_0"
+            "postgres://flight_inventory@127.0.0.1:6001/chaos_1_0",
+            "a service with a link of its own reaches Postgres through it"
         );
         assert!(!inventory.contains_key("FLIGHT_INVENTORY__DELEGATES__INVENTORY_URL"));
     }

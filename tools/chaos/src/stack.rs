@@ -1,8 +1,11 @@
 //! The private stack: per invocation a Postgres cluster and a Kafka broker of
 //! the harness's own; per run a fresh database on that cluster, a fresh topic
-//! prefix on that broker, and the four services started anew.
+//! prefix on that broker, and the four services started anew, each reaching
+//! Postgres through a link of its own (a loopback proxy the `cut-database`
+//! fault cuts).
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
@@ -10,6 +13,7 @@ use secrecy::SecretString;
 use service_kit::db::SchemaOwner;
 use sqlx::{Connection, PgConnection};
 use test_support::broker::PrivateBroker;
+use test_support::proxy::CuttableProxy;
 
 use crate::ports::free_port;
 use crate::postgres::PrivateCluster;
@@ -89,6 +93,8 @@ pub struct RunStack {
     /// The extra member per service a rebalance or previous-release fault
     /// starts, while it runs.
     pub extra_members: BTreeMap<Service, ServiceProcess>,
+    /// Each service's link to Postgres, which `cut-database` cuts.
+    pub database_links: BTreeMap<Service, CuttableProxy>,
     binaries: Binaries,
     log_dir: PathBuf,
 }
@@ -121,8 +127,19 @@ impl RunStack {
         for service in Service::ALL {
             ports.insert(service, free_port()?);
         }
+        let postgres = SocketAddr::from(([127, 0, 0, 1], infrastructure.postgres.port()));
+        let mut database_links = BTreeMap::new();
+        let mut database_ports = BTreeMap::new();
+        for service in Service::ALL {
+            let link = CuttableProxy::start(postgres)
+                .await
+                .with_context(|| format!("start {service}'s link to Postgres"))?;
+            database_ports.insert(service, link.address().port());
+            database_links.insert(service, link);
+        }
         let addresses = StackAddresses {
             postgres_port: infrastructure.postgres.port(),
+            database_ports,
             database: database.to_owned(),
             brokers: infrastructure.broker.address(),
             topic_prefix: topic_prefix.to_owned(),
@@ -132,6 +149,7 @@ impl RunStack {
         let mut stack = Self {
             services: BTreeMap::new(),
             extra_members: BTreeMap::new(),
+            database_links,
             binaries: binaries.clone(),
             log_dir: log_dir.to_path_buf(),
             addresses,
@@ -162,6 +180,12 @@ impl RunStack {
         self.services
             .get_mut(&service)
             .with_context(|| format!("{service} is not part of the stack"))
+    }
+
+    pub fn database_link_mut(&mut self, service: Service) -> anyhow::Result<&mut CuttableProxy> {
+        self.database_links
+            .get_mut(&service)
+            .with_context(|| format!("{service} has no link to Postgres"))
     }
 
     pub fn process(&self, service: Service) -> anyhow::Result<&ServiceProcess> {
