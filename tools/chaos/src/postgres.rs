@@ -94,11 +94,15 @@ impl PrivateCluster {
             .open(&config_path)
             .with_context(|| format!("open {}", config_path.display()))?;
         // Four services and a second member at 6 connections, the checker
-        // and the harness fit in the default 100.
+        // and the harness fit in the default 100. Connections are logged: a
+        // fast shutdown once waited 60 s after its checkpoint (as long as
+        // `authentication_timeout`), and the log should name the connection
+        // it waited for when it happens again.
         writeln!(
             config,
             "\n# contrail chaos harness\nport = {port}\nlisten_addresses = '127.0.0.1'\n\
-             unix_socket_directories = ''\nmax_connections = 100\nshared_buffers = 128MB"
+             unix_socket_directories = ''\nmax_connections = 100\nshared_buffers = 128MB\n\
+             log_connections = on\nlog_disconnections = on"
         )
         .context("configure the private cluster")?;
         drop(config);
