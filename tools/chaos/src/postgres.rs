@@ -19,11 +19,12 @@ use crate::ports::free_port;
 /// Where Debian's packages put the server binaries; `CONTRAIL_PG_BIN` overrides.
 const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";
 /// `pg_ctl -w` gives up after this many seconds. More than pg_ctl's own 60:
-/// a fast shutdown sometimes waits a whole `authentication_timeout` (60 s)
-/// after its checkpoint (the long run saw it in about one restart in ten).
-/// That is a long database outage the services must ride out, not a failure
-/// of the harness, so the restart waits for it and the recovery figures
-/// show it.
+/// a fast shutdown waits up to `authentication_timeout` (60 s) for a client
+/// that opened a connection and has not yet sent its startup packet. The
+/// long run met one in about one restart in ten (event-store listeners
+/// suspended mid-reconnect, since fixed; see docs/event-store.md). A client
+/// like that is an outage the services must ride out, not a failure of the
+/// harness.
 const PG_CTL_WAIT_SECS: &str = "180";
 
 #[derive(Debug)]

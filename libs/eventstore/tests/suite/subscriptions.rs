@@ -8,11 +8,12 @@ use eventstore::{
     AppendError, AppendNotifications, EventStore, NewEvent, PgEventStore, Position, RecordedEvent,
     Snapshot, StoreError, Subscription, SubscriptionSettings,
 };
+use futures::{FutureExt, StreamExt};
 use sqlx::Connection;
 use tokio_util::sync::CancellationToken;
 
 use crate::contract::next_within_deadline;
-use crate::helpers::{numbered, pg_store};
+use crate::helpers::{numbered, pg_store, DEADLINE, POLL};
 
 #[tokio::test]
 async fn a_notification_wakes_a_subscription_long_before_its_poll_interval() -> anyhow::Result<()> {
@@ -141,5 +142,67 @@ impl EventStore for Deaf {
     async fn append_notifications(&self) -> Result<AppendNotifications, StoreError> {
         use futures::StreamExt;
         Ok(futures::stream::pending().boxed())
+    }
+}
+
+/// The listener's connection is cut while nobody polls the notifications
+/// (a subscriber busy catching up, or backing off through an outage). The
+/// store must reconnect it on its own: a reconnect left to the subscriber's
+/// next poll would hold a half-opened connection on the server meanwhile,
+/// and notifications would stay lost until then.
+#[tokio::test]
+async fn a_cut_listener_reconnects_without_waiting_for_its_subscriber_to_poll() -> anyhow::Result<()>
+{
+    let store = pg_store().await?;
+    let mut notifications = store.append_notifications().await?;
+    let first = eventually_listening(&store, None).await?;
+    let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first)
+        .fetch_one(store.pool())
+        .await?;
+    ensure!(
+        terminated,
+        "the listener's backend {first} was not terminated"
+    );
+
+    // Nobody polls `notifications` until the listener is back.
+    let second = eventually_listening(&store, Some(first)).await?;
+    ensure!(second != first);
+    // Two appends, each after the wake-ups so far are drained: the first
+    // wake-up may still be the reconnect's own; the second can only be an
+    // append's notification through the new connection.
+    for version in 0..2 {
+        while let Some(Some(())) = notifications.next().now_or_never() {}
+        store
+            .append("flight-1", version, &[numbered(version + 1)])
+            .await?;
+        let woken = tokio::time::timeout(DEADLINE, notifications.next()).await?;
+        ensure!(woken.is_some(), "the notifications ended");
+    }
+    Ok(())
+}
+
+/// The pid of the backend listening for this store's appends, once there
+/// is one other than `not`.
+async fn eventually_listening(store: &PgEventStore, not: Option<i32>) -> anyhow::Result<i32> {
+    let deadline = tokio::time::Instant::now() + DEADLINE;
+    loop {
+        let listening: Option<i32> = sqlx::query_scalar(
+            "SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND query LIKE 'LISTEN %' \
+               AND pid <> pg_backend_pid() AND pid IS DISTINCT FROM $1 \
+             LIMIT 1",
+        )
+        .bind(not)
+        .fetch_optional(store.pool())
+        .await?;
+        if let Some(pid) = listening {
+            return Ok(pid);
+        }
+        ensure!(
+            tokio::time::Instant::now() < deadline,
+            "no listener within {DEADLINE:?}"
+        );
+        tokio::time::sleep(POLL).await;
     }
 }
