@@ -88,10 +88,13 @@ const CUSTOMERS: usize = 20;
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    let finished = FinishedRuns::default();
     // Interrupted, the run is dropped where it stands: dropping it kills the
-    // services and the broker and stops the private cluster.
-    tokio::select! {
-        outcome = run(args) => match outcome {
+    // services and the broker and stops the private cluster. The runs that
+    // had finished are still summed up: a long invocation stopped early
+    // keeps its figures.
+    let code = tokio::select! {
+        outcome = run(args, finished.clone()) => match outcome {
             Ok(code) => code,
             Err(error) => {
                 println!("chaos: error: {error:#}");
@@ -101,6 +104,44 @@ async fn main() -> ExitCode {
         signal = interrupted() => {
             println!("chaos: {signal}; stopping everything the harness started");
             ExitCode::FAILURE
+        }
+    };
+    if code == ExitCode::FAILURE {
+        finished.print_unless_printed();
+    }
+    code
+}
+
+/// The summary of the runs finished so far, for an invocation that stops
+/// without printing its own (interrupted, or an error of the harness).
+#[derive(Debug, Clone, Default)]
+struct FinishedRuns(Arc<std::sync::Mutex<Option<(Summary, PathBuf, bool)>>>);
+
+impl FinishedRuns {
+    fn record(&self, summary: &Summary, out_dir: &std::path::Path) {
+        if let Ok(mut finished) = self.0.lock() {
+            *finished = Some((summary.clone(), out_dir.to_path_buf(), false));
+        }
+    }
+
+    /// The invocation printed its own summary: nothing is left to print.
+    fn mark_printed(&self) {
+        if let Ok(mut finished) = self.0.lock() {
+            if let Some((_, _, printed)) = finished.as_mut() {
+                *printed = true;
+            }
+        }
+    }
+
+    fn print_unless_printed(&self) {
+        let Ok(finished) = self.0.lock() else { return };
+        let Some((summary, out_dir, false)) = finished.as_ref() else {
+            return;
+        };
+        println!("chaos: summary of the {} finished runs", summary.runs.len());
+        summary.print();
+        if let Err(error) = summary.write(out_dir) {
+            println!("chaos: could not write the summary: {error:#}");
         }
     }
 }
@@ -121,7 +162,7 @@ async fn interrupted() -> &'static str {
     }
 }
 
-async fn run(args: Args) -> anyhow::Result<ExitCode> {
+async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
     if args.runs == 0 || args.runs > MAX_RUNS {
         bail!("--runs must be 1..={MAX_RUNS}");
     }
@@ -243,6 +284,7 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
                     args.rate,
                     faults_arg(&args.faults)
                 );
+                finished.mark_printed();
                 summary.print();
                 summary.write(&out_dir)?;
                 return Ok(ExitCode::FAILURE);
@@ -250,10 +292,12 @@ async fn run(args: Args) -> anyhow::Result<ExitCode> {
         };
         let failed = !run.passed();
         summary.add(run);
+        finished.record(&summary, &out_dir);
         if failed {
             if let Some(run) = summary.runs.last() {
                 run.print_failure(&args.bookings, args.rate, &faults_arg(&args.faults));
             }
+            finished.mark_printed();
             summary.print();
             summary.write(&out_dir)?;
             return Ok(ExitCode::FAILURE);

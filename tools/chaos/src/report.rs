@@ -15,7 +15,7 @@ use serde::Serialize;
 use crate::faults::{describe, FaultKind, FaultRecord, PlannedFault};
 use crate::traffic::TrafficFigures;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct RunSummary {
     pub seed: u64,
     pub schedule: Vec<PlannedFault>,
@@ -128,7 +128,7 @@ impl RunSummary {
     }
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Clone, Serialize)]
 pub struct Summary {
     pub seed: u64,
     pub fault_kinds: Vec<FaultKind>,
