@@ -114,28 +114,27 @@ async fn main() -> ExitCode {
 
 /// The summary of the runs finished so far, for an invocation that stops
 /// without printing its own (interrupted, or an error of the harness).
+/// Emptied once the invocation has printed it itself.
 #[derive(Debug, Clone, Default)]
-struct FinishedRuns(Arc<std::sync::Mutex<Option<(Summary, PathBuf, bool)>>>);
+struct FinishedRuns(Arc<std::sync::Mutex<Option<(Summary, PathBuf)>>>);
 
 impl FinishedRuns {
     fn record(&self, summary: &Summary, out_dir: &std::path::Path) {
         if let Ok(mut finished) = self.0.lock() {
-            *finished = Some((summary.clone(), out_dir.to_path_buf(), false));
+            *finished = Some((summary.clone(), out_dir.to_path_buf()));
         }
     }
 
     /// The invocation printed its own summary: nothing is left to print.
     fn mark_printed(&self) {
         if let Ok(mut finished) = self.0.lock() {
-            if let Some((_, _, printed)) = finished.as_mut() {
-                *printed = true;
-            }
+            *finished = None;
         }
     }
 
     fn print_unless_printed(&self) {
         let Ok(finished) = self.0.lock() else { return };
-        let Some((summary, out_dir, false)) = finished.as_ref() else {
+        let Some((summary, out_dir)) = finished.as_ref() else {
             return;
         };
         println!("chaos: summary of the {} finished runs", summary.runs.len());
