@@ -297,3 +297,14 @@ pub async fn unpublished_outbox_rows(pool: &PgPool) -> anyhow::Result<i64> {
         .await
         .context("count unpublished outbox rows")
 }
+
+/// Messages notification has recorded but not yet delivered or given up on.
+/// Its dispatcher settles each one after the saga that asked for it closed,
+/// writing `NotificationDelivered`/`NotificationFailed` to the outbox then:
+/// until none is pending, new outbox rows may still appear.
+pub async fn pending_deliveries(pool: &PgPool) -> anyhow::Result<i64> {
+    sqlx::query_scalar("SELECT count(*) FROM notification.notifications WHERE status = 'pending'")
+        .fetch_one(pool)
+        .await
+        .context("count notification's pending deliveries")
+}

@@ -44,15 +44,16 @@ impl Report {
         if settle.settled {
             let _ = writeln!(
                 out,
-                "settled after {:.1} s: no saga open, every outbox row published",
+                "settled after {:.1} s: no saga open, no delivery pending, every outbox row published",
                 settle.waited_ms as f64 / 1000.0
             );
         } else {
             let _ = writeln!(
                 out,
-                "NOT settled after {:.1} s: {} sagas open, {} outbox rows unpublished; checking anyway",
+                "NOT settled after {:.1} s: {} sagas open, {} deliveries pending, {} outbox rows unpublished; checking anyway",
                 settle.waited_ms as f64 / 1000.0,
                 settle.open_sagas,
+                settle.pending_deliveries,
                 settle.unpublished_outbox_rows
             );
             for (saga_id, status, started) in &settle.oldest_open {

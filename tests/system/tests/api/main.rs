@@ -7,6 +7,7 @@ use test_support::process::ServiceEntry;
 mod authorization;
 mod bookings;
 mod browser;
+mod checker;
 mod console;
 mod domain_events;
 mod helpers;
