@@ -8,7 +8,7 @@ use anyhow::Context;
 use chrono::{DateTime, Utc};
 use futures::future::BoxFuture;
 use futures::StreamExt;
-use sqlx::postgres::{PgListener, PgPool};
+use sqlx::postgres::PgPool;
 use sqlx::{Acquire, PgConnection};
 use uuid::Uuid;
 
@@ -283,14 +283,12 @@ impl EventStore for PgEventStore {
         PgEventStore::save_snapshot_in(&mut conn, snapshot).await
     }
 
-    /// The listener runs on a task of its own and hands wake-ups over a
-    /// channel. It must not live inside the returned stream: a stream is
-    /// polled only while its subscriber waits, and a subscriber busy catching
-    /// up (or backing off through a database outage) would leave a
-    /// reconnect stuck half-way — a TCP connection open on the server that
-    /// never sends its startup packet. Postgres then waits its whole
-    /// `authentication_timeout` (60 s) for it before a shutdown can finish;
-    /// the long chaos run found exactly that.
+    /// The listener runs on a task of its own ([`pg_listen::forward`]) and
+    /// hands wake-ups over a channel. It must not live inside the returned
+    /// stream: a stream is polled only while its subscriber waits, and a
+    /// subscriber busy catching up (or backing off through a database
+    /// outage) would leave a reconnect stuck half-way, holding up a Postgres
+    /// shutdown for 60 s — the long chaos run found exactly that.
     #[tracing::instrument(skip_all, err)]
     async fn append_notifications(&self) -> Result<AppendNotifications, StoreError> {
         let schema: String = sqlx::query_scalar("SELECT current_schema()")
@@ -298,79 +296,28 @@ impl EventStore for PgEventStore {
             .await
             .context("select the current schema")?;
         let channel = format!("{CHANNEL_PREFIX}{schema}");
-        let listener = listen(&self.pool, &channel).await?;
+        let listener = pg_listen::connect(&self.pool, &channel).await?;
         // One slot: a wake-up already waiting covers every later one.
         let (wake, wakeups) = tokio::sync::mpsc::channel::<()>(1);
-        tokio::spawn(drive_append_listener(
+        let stop = wake.clone();
+        // A notification and a gap are both a wake-up: the subscriber reads
+        // from its position either way. Runs until every receiver is gone.
+        tokio::spawn(pg_listen::forward(
+            "append listener",
             self.pool.clone(),
             channel,
-            listener,
-            wake,
+            Some(listener),
+            pg_listen::Backoff::default(),
+            async move { stop.closed().await },
+            move |_heard| {
+                // A full channel means a wake-up is pending already.
+                let _ = wake.try_send(());
+            },
         ));
         let wakeups = futures::stream::unfold(wakeups, |mut wakeups| async move {
             wakeups.recv().await.map(|()| ((), wakeups))
         });
         Ok(wakeups.boxed())
-    }
-}
-
-async fn listen(pool: &PgPool, channel: &str) -> anyhow::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool)
-        .await
-        .context("connect the listener")?;
-    listener
-        .listen(channel)
-        .await
-        .context("listen for appends")?;
-    Ok(listener)
-}
-
-/// Forwards notifications as wake-ups until every receiver is gone. A lost
-/// connection is a wake-up too (notifications may have been missed while it
-/// was down); a failure to reconnect is retried with backoff, and the
-/// subscribers poll meanwhile.
-async fn drive_append_listener(
-    pool: PgPool,
-    channel: String,
-    mut listener: PgListener,
-    wake: tokio::sync::mpsc::Sender<()>,
-) {
-    const FIRST_RETRY: std::time::Duration = std::time::Duration::from_millis(100);
-    const LONGEST_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
-    loop {
-        let received = tokio::select! {
-            () = wake.closed() => return,
-            received = listener.try_recv() => received,
-        };
-        // A full channel means a wake-up is pending already.
-        let _ = wake.try_send(());
-        let Err(error) = received else { continue };
-        tracing::warn!(%error, "append listener failed; reconnecting");
-        let mut retry_in = FIRST_RETRY;
-        listener = loop {
-            tokio::select! {
-                () = wake.closed() => return,
-                () = tokio::time::sleep(retry_in) => {}
-            }
-            let reconnected = tokio::select! {
-                () = wake.closed() => return,
-                reconnected = listen(&pool, &channel) => reconnected,
-            };
-            match reconnected {
-                Ok(listener) => {
-                    let _ = wake.try_send(());
-                    break listener;
-                }
-                Err(error) => {
-                    retry_in = (retry_in * 2).min(LONGEST_RETRY);
-                    tracing::warn!(
-                        error = format!("{error:#}"),
-                        retry_in_ms = retry_in.as_millis() as u64,
-                        "append listener could not reconnect; subscribers poll meanwhile"
-                    );
-                }
-            }
-        };
     }
 }
 

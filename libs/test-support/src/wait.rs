@@ -42,3 +42,32 @@ where
 {
     poll_until(timeout, what, condition, |held| *held).await;
 }
+
+/// The pid of a backend `LISTEN`ing in `pool`'s database, once there is one
+/// other than `not` (and other than the asking connection): for tests that
+/// terminate a listener's connection and expect it back. Panics after
+/// `timeout`.
+pub async fn listening_backend(pool: &sqlx::PgPool, not: Option<i32>, timeout: Duration) -> i32 {
+    let found = poll_until(
+        timeout,
+        "a backend listens in this database",
+        || async {
+            sqlx::query_scalar::<_, i32>(
+                "SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND query LIKE 'LISTEN %' \
+                   AND pid <> pg_backend_pid() AND pid IS DISTINCT FROM $1 \
+                 LIMIT 1",
+            )
+            .bind(not)
+            .fetch_optional(pool)
+            .await
+            .map_err(|error| error.to_string())
+        },
+        |found| matches!(found, Ok(Some(_))),
+    )
+    .await;
+    match found {
+        Ok(Some(pid)) => pid,
+        other => unreachable!("poll_until returned {other:?}, which `done` refused"),
+    }
+}

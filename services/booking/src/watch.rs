@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use sqlx::postgres::PgListener;
+use pg_listen::Heard;
 use sqlx::PgPool;
 use tokio::sync::broadcast;
 use tokio::time::Instant;
@@ -34,43 +34,28 @@ impl Default for BookingWatch {
 }
 
 impl BookingWatch {
-    /// The listener: forwards announcements until `shutdown`, reconnecting as needed.
+    /// The listener: forwards announcements until `shutdown`, reconnecting
+    /// as needed. Announcements missed while it reconnects need nothing
+    /// here: every waiter re-reads at least every [`RECHECK_EVERY`].
     pub async fn listen(self, pool: PgPool, shutdown: CancellationToken) -> anyhow::Result<()> {
-        loop {
-            let mut listener = tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                listener = connect(&pool) => match listener {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        tracing::warn!(error = format!("{error:#}"), "booking status listener could not connect; retrying");
-                        tokio::select! {
-                            () = shutdown.cancelled() => return Ok(()),
-                            () = tokio::time::sleep(Duration::from_secs(1)) => continue,
-                        }
-                    }
-                },
-            };
-            loop {
-                let notification = tokio::select! {
-                    () = shutdown.cancelled() => return Ok(()),
-                    notification = listener.try_recv() => notification,
-                };
-                match notification {
-                    Ok(Some(notification)) => {
-                        if let Ok(booking_id) = notification.payload().parse::<Uuid>() {
-                            // No receiver is fine: nobody is waiting.
-                            let _ = self.changes.send(booking_id);
-                        }
-                    }
-                    // The connection dropped; the next call reconnects.
-                    Ok(None) => {}
-                    Err(error) => {
-                        tracing::warn!(error = %error, "booking status listener failed; reconnecting");
-                        break;
+        pg_listen::forward(
+            "booking status listener",
+            pool,
+            STATUS_CHANNEL.to_owned(),
+            None,
+            pg_listen::Backoff::default(),
+            shutdown.cancelled_owned(),
+            |heard| {
+                if let Heard::Notification(payload) = heard {
+                    if let Ok(booking_id) = payload.parse::<Uuid>() {
+                        // No receiver is fine: nobody is waiting.
+                        let _ = self.changes.send(booking_id);
                     }
                 }
-            }
-        }
+            },
+        )
+        .await;
+        Ok(())
     }
 
     /// The booking's status once it settles, or as it is when `wait` runs out.
@@ -105,15 +90,4 @@ impl BookingWatch {
             }
         }
     }
-}
-
-async fn connect(pool: &PgPool) -> anyhow::Result<PgListener> {
-    let mut listener = PgListener::connect_with(pool)
-        .await
-        .context("connect the listener")?;
-    listener
-        .listen(STATUS_CHANNEL)
-        .await
-        .context("listen for booking status changes")?;
-    Ok(listener)
 }

@@ -10,10 +10,11 @@ use eventstore::{
 };
 use futures::{FutureExt, StreamExt};
 use sqlx::Connection;
+use test_support::wait::listening_backend;
 use tokio_util::sync::CancellationToken;
 
 use crate::contract::next_within_deadline;
-use crate::helpers::{numbered, pg_store, DEADLINE, POLL};
+use crate::helpers::{numbered, pg_store, DEADLINE};
 
 #[tokio::test]
 async fn a_notification_wakes_a_subscription_long_before_its_poll_interval() -> anyhow::Result<()> {
@@ -155,7 +156,7 @@ async fn a_cut_listener_reconnects_without_waiting_for_its_subscriber_to_poll() 
 {
     let store = pg_store().await?;
     let mut notifications = store.append_notifications().await?;
-    let first = eventually_listening(&store, None).await?;
+    let first = listening_backend(store.pool(), None, DEADLINE).await;
     let terminated: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
         .bind(first)
         .fetch_one(store.pool())
@@ -166,7 +167,7 @@ async fn a_cut_listener_reconnects_without_waiting_for_its_subscriber_to_poll() 
     );
 
     // Nobody polls `notifications` until the listener is back.
-    let second = eventually_listening(&store, Some(first)).await?;
+    let second = listening_backend(store.pool(), Some(first), DEADLINE).await;
     ensure!(second != first);
     // Two appends, each after the wake-ups so far are drained: the first
     // wake-up may still be the reconnect's own; the second can only be an
@@ -180,29 +181,4 @@ async fn a_cut_listener_reconnects_without_waiting_for_its_subscriber_to_poll() 
         ensure!(woken.is_some(), "the notifications ended");
     }
     Ok(())
-}
-
-/// The pid of the backend listening for this store's appends, once there
-/// is one other than `not`.
-async fn eventually_listening(store: &PgEventStore, not: Option<i32>) -> anyhow::Result<i32> {
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        let listening: Option<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity \
-             WHERE datname = current_database() AND query LIKE 'LISTEN %' \
-               AND pid <> pg_backend_pid() AND pid IS DISTINCT FROM $1 \
-             LIMIT 1",
-        )
-        .bind(not)
-        .fetch_optional(store.pool())
-        .await?;
-        if let Some(pid) = listening {
-            return Ok(pid);
-        }
-        ensure!(
-            tokio::time::Instant::now() < deadline,
-            "no listener within {DEADLINE:?}"
-        );
-        tokio::time::sleep(POLL).await;
-    }
 }
