@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use invariant_checker::{Checker, CheckerSettings};
 use uuid::Uuid;
 
 use crate::helpers::{booking_body, System, APPROVED, PATIENCE};
@@ -21,15 +20,7 @@ async fn the_checker_settles_only_once_every_delivery_is_settled_and_published()
         .book(&booking_body("cust-settle", flight, 1, Some(APPROVED), 0))
         .await;
     assert_eq!(system.settled(booking_id).await["status"], "confirmed");
-    let checker = Checker::connect(CheckerSettings {
-        database_url: system.booking.database.admin_url(),
-        inventory_url: system.inventory.url(""),
-        settle_timeout: PATIENCE,
-        token: Some(test_support::tokens::admin()),
-        ..CheckerSettings::default()
-    })
-    .await
-    .unwrap();
+    let checker = system.checker().await;
     let settled = checker.wait_until_settled(PATIENCE).await.unwrap();
     assert!(settled.settled, "{settled:?}");
 

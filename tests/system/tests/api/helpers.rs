@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use booking::Booking;
 use flight_inventory::FlightInventory;
+use invariant_checker::{Checker, CheckerSettings};
 use notification::Notification;
 use payment::Payment;
 use serde_json::{json, Value};
@@ -183,6 +184,19 @@ impl System {
             },
         )
         .await
+    }
+
+    /// The invariant checker, auditing this system's database.
+    pub async fn checker(&self) -> Checker {
+        Checker::connect(CheckerSettings {
+            database_url: self.booking.database.admin_url(),
+            inventory_url: self.inventory.url(""),
+            settle_timeout: PATIENCE,
+            token: Some(test_support::tokens::admin()),
+            ..CheckerSettings::default()
+        })
+        .await
+        .unwrap()
     }
 
     pub async fn availability(&self, flight_id: Uuid) -> Value {

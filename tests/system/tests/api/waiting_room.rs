@@ -4,13 +4,12 @@
 //! retried with its key later is booked once.
 
 use futures::future::join_all;
-use invariant_checker::{Checker, CheckerSettings};
 use reqwest::Method;
 use serde_json::Value;
 use test_support::read_json;
 use uuid::Uuid;
 
-use crate::helpers::{booking_body, System, APPROVED, PATIENCE};
+use crate::helpers::{booking_body, System, APPROVED};
 
 /// What one `POST /bookings` of the flood got back.
 #[derive(Debug)]
@@ -133,15 +132,7 @@ async fn a_flood_of_bookings_waits_its_turn_or_is_refused_cleanly_and_nothing_is
         .await
         .unwrap();
     assert_eq!(stored, accepted.len() as i64 + 1);
-    let checker = Checker::connect(CheckerSettings {
-        database_url: system.booking.database.admin_url(),
-        inventory_url: system.inventory.url(""),
-        settle_timeout: PATIENCE,
-        token: Some(test_support::tokens::admin()),
-        ..CheckerSettings::default()
-    })
-    .await
-    .unwrap();
+    let checker = system.checker().await;
     let report = checker.run().await.unwrap();
     assert!(report.passed, "{}", report.render_table());
 }
