@@ -455,6 +455,17 @@ async fn one_run(
             .forget_run(&database, &topic_prefix)
             .await
             .context("remove the passed run's database and topics")?;
+    } else {
+        // The cluster goes when the harness stops; the rows a violation is
+        // about should not.
+        let dump = log_dir.join("database.dump");
+        match infrastructure.postgres.dump(&database, &dump).await {
+            Ok(()) => println!(
+                "  the run's database: {} (pg_restore --create --dbname postgres …)",
+                dump.display()
+            ),
+            Err(error) => println!("  could not keep the run's database: {error:#}"),
+        }
     }
     Ok(run)
 }

@@ -126,6 +126,27 @@ impl PrivateCluster {
         format!("postgres://postgres@127.0.0.1:{}/{database}", self.port)
     }
 
+    /// Writes `database` to `path` with `pg_dump --format=custom`, so a
+    /// failed run's rows outlive the private cluster (`pg_restore` reads it).
+    pub async fn dump(&self, database: &str, path: &Path) -> anyhow::Result<()> {
+        let port = self.port.to_string();
+        let dump = self
+            .run_tool(
+                "pg_dump",
+                &[
+                    "--format=custom",
+                    "--host=127.0.0.1",
+                    "--port",
+                    &port,
+                    "--username=postgres",
+                    "--dbname",
+                    database,
+                ],
+            )
+            .await?;
+        std::fs::write(path, dump).with_context(|| format!("write {}", path.display()))
+    }
+
     /// `pg_ctl restart -m fast`: active transactions are rolled back, every
     /// client is disconnected, a shutdown checkpoint is written; then the
     /// server starts again. Returns once it accepts connections.
@@ -148,10 +169,13 @@ impl PrivateCluster {
         args.extend_from_slice(action);
         self.run_tool("pg_ctl", &args)
             .await
-            .with_context(|| format!("pg_ctl {}", action.join(" ")))
+            .with_context(|| format!("pg_ctl {}", action.join(" ")))?;
+        Ok(())
     }
 
-    async fn run_tool(&self, tool: &str, args: &[&str]) -> anyhow::Result<()> {
+    /// Runs one of the cluster's tools (as `postgres` when the harness is
+    /// root); returns what it wrote to stdout.
+    async fn run_tool(&self, tool: &str, args: &[&str]) -> anyhow::Result<Vec<u8>> {
         let program = self.bin_dir.join(tool);
         let mut command = match self.run_as {
             Some(_) => {
@@ -179,7 +203,7 @@ impl PrivateCluster {
                 String::from_utf8_lossy(&output.stderr).trim()
             );
         }
-        Ok(())
+        Ok(output.stdout)
     }
 }
 
