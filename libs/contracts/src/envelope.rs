@@ -19,7 +19,12 @@ pub trait Message: Serialize + DeserializeOwned + Send + Sync + 'static {
 ///
 /// - `message_id`: a UUIDv7, unique per message; the inbox's idempotency key;
 /// - `correlation_id`: the business process it belongs to (the booking id for the saga);
-/// - `causation_id`: the message that caused this one, if any.
+/// - `causation_id`: the message that caused this one, if any;
+/// - `expires_at`: when its sender stops waiting for it. A command that
+///   arrives later is worth nothing — the sender has already tried again or
+///   turned around without it — so a receiver drops it unapplied instead of
+///   spending a backlog's capacity on it (see docs/saga.md, "Expiring
+///   attempts"). Absent: the message never expires.
 ///
 /// Trace context does not live here: it travels as W3C `traceparent` and
 /// `tracestate` Kafka headers, so tooling that knows nothing of envelopes sees it.
@@ -31,6 +36,8 @@ pub struct Envelope<P = serde_json::Value> {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub causation_id: Option<Uuid>,
     pub occurred_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expires_at: Option<DateTime<Utc>>,
     pub payload: P,
 }
 
@@ -43,8 +50,15 @@ impl<P: Message> Envelope<P> {
             correlation_id,
             causation_id: None,
             occurred_at: Utc::now(),
+            expires_at: None,
             payload,
         }
+    }
+
+    /// The same message, dropped unapplied by a receiver after `expires_at`
+    /// (`None`: never).
+    pub fn expiring_at(self, expires_at: Option<DateTime<Utc>>) -> Self {
+        Self { expires_at, ..self }
     }
 
     /// A message caused by `cause`: same correlation, causation pointing back at it.
@@ -63,8 +77,16 @@ impl<P: Message> Envelope<P> {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             occurred_at: self.occurred_at,
+            expires_at: self.expires_at,
             payload: serde_json::to_value(&self.payload)?,
         })
+    }
+}
+
+impl<P> Envelope<P> {
+    /// Whether the sender had stopped waiting for this message by `now`.
+    pub fn expired(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_some_and(|expires_at| expires_at <= now)
     }
 }
 
@@ -87,6 +109,7 @@ impl Envelope<serde_json::Value> {
             correlation_id: self.correlation_id,
             causation_id: self.causation_id,
             occurred_at: self.occurred_at,
+            expires_at: self.expires_at,
             payload,
         })
     }
@@ -199,6 +222,33 @@ mod tests {
         ] {
             assert!(text.parse::<MessageType>().is_err(), "{text} parsed");
         }
+    }
+
+    #[test]
+    fn a_message_expires_at_its_moment_and_one_without_a_moment_never_does() {
+        let sent = Envelope::new(HoldSeats { seats: 1 }, Uuid::now_v7());
+        let at = sent.occurred_at + chrono::TimeDelta::seconds(10);
+        let expiring = sent.clone().expiring_at(Some(at));
+        assert!(!expiring.expired(at - chrono::TimeDelta::milliseconds(1)));
+        assert!(expiring.expired(at));
+        assert!(!sent.expired(at + chrono::TimeDelta::days(365)));
+    }
+
+    #[test]
+    fn the_expiry_travels_and_a_message_from_before_it_existed_reads_as_never_expiring() {
+        let at = Utc::now();
+        let expiring = Envelope::new(HoldSeats { seats: 1 }, Uuid::now_v7()).expiring_at(Some(at));
+        let json = serde_json::to_value(expiring.to_json().unwrap()).unwrap();
+        let read: Envelope = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!(read.expires_at, Some(at));
+
+        let mut older = json;
+        older.as_object_mut().unwrap().remove("expires_at");
+        let read: Envelope = serde_json::from_value(older).unwrap();
+        assert_eq!(read.expires_at, None);
+        let never =
+            serde_json::to_value(Envelope::new(HoldSeats { seats: 1 }, Uuid::now_v7())).unwrap();
+        assert!(never.get("expires_at").is_none(), "{never}");
     }
 
     #[test]

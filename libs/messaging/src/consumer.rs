@@ -32,6 +32,12 @@
 //! version* of a type the handler knows is parked instead: it was meant for
 //! this consumer, which must be upgraded before it can apply it. A message
 //! that is not an envelope at all, or whose type is malformed, is parked.
+//!
+//! Expiry: a message past its envelope's `expires_at` is dropped unapplied,
+//! logged and counted (`outcome="expired"`), without touching the database.
+//! Its sender has stopped waiting for it (a saga attempt that timed out has
+//! been tried again or compensated), and after an outage a backlog of such
+//! attempts would otherwise take the capacity the live ones need.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -40,6 +46,7 @@ use std::time::{Duration, Instant};
 
 use crate::settings::{ConsumerSettings, KafkaSettings};
 use anyhow::Context;
+use chrono::Utc;
 use contracts::{Envelope, MessageType};
 use futures::future::BoxFuture;
 use futures::FutureExt as _;
@@ -128,6 +135,7 @@ struct StatsInner {
     applied: AtomicU64,
     duplicates: AtomicU64,
     skipped: AtomicU64,
+    expired: AtomicU64,
     dead_lettered: AtomicU64,
     replayed: AtomicU64,
     batches: AtomicU64,
@@ -142,6 +150,10 @@ impl ConsumerStats {
     }
     pub fn skipped(&self) -> u64 {
         self.inner.skipped.load(Ordering::Relaxed)
+    }
+    /// Dropped unapplied because their sender had stopped waiting.
+    pub fn expired(&self) -> u64 {
+        self.inner.expired.load(Ordering::Relaxed)
     }
     pub fn dead_lettered(&self) -> u64 {
         self.inner.dead_lettered.load(Ordering::Relaxed)
@@ -181,6 +193,7 @@ enum Outcome {
     Applied,
     Duplicate,
     Skipped,
+    Expired,
     DeadLettered,
 }
 
@@ -190,6 +203,7 @@ impl Outcome {
             Self::Applied => "applied",
             Self::Duplicate => "duplicate",
             Self::Skipped => "skipped",
+            Self::Expired => "expired",
             Self::DeadLettered => "dead_lettered",
         }
     }
@@ -458,6 +472,7 @@ impl Consumer {
             let started = Instant::now();
             let outcome = match decision {
                 Prepared::Skip => Outcome::Skipped,
+                Prepared::Expired => Outcome::Expired,
                 Prepared::Park(..) => return Ok(None),
                 // The second delivery of a message within one batch is a duplicate too.
                 Prepared::Apply(incoming) if !fresh.remove(&incoming.envelope.message_id) => {
@@ -498,6 +513,7 @@ impl Consumer {
             let outcome = async {
                 match prepared {
                     Prepared::Skip => Ok(Some(Outcome::Skipped)),
+                    Prepared::Expired => Ok(Some(Outcome::Expired)),
                     Prepared::Park(envelope, error) => {
                         self.park_in_batch(&mut tx, message, envelope.as_ref(), &error, 1)
                             .await
@@ -616,6 +632,7 @@ impl Consumer {
         let outcome = async {
             match prepared {
                 Prepared::Skip => Some(Outcome::Skipped),
+                Prepared::Expired => Some(Outcome::Expired),
                 Prepared::Park(envelope, error) => {
                     self.park(message, envelope.as_ref(), &error, 1, shutdown)
                         .await
@@ -658,6 +675,15 @@ impl Consumer {
             tracing::field::display(envelope.correlation_id),
         );
         let prepared = match self.unsupported(&envelope.message_type) {
+            None if envelope.expired(Utc::now()) => {
+                span.in_scope(|| {
+                    tracing::info!(
+                        expires_at = ?envelope.expires_at,
+                        "message expired before it was applied; its sender has stopped waiting for it"
+                    );
+                });
+                Prepared::Expired
+            }
             None => Prepared::Apply(Incoming {
                 envelope,
                 topic: message.topic.clone(),
@@ -697,6 +723,7 @@ impl Consumer {
             Outcome::Applied => &self.stats.inner.applied,
             Outcome::Duplicate => &self.stats.inner.duplicates,
             Outcome::Skipped => &self.stats.inner.skipped,
+            Outcome::Expired => &self.stats.inner.expired,
             Outcome::DeadLettered => &self.stats.inner.dead_lettered,
         };
         counter.fetch_add(1, Ordering::Relaxed);
@@ -922,6 +949,8 @@ impl Fetched {
 enum Prepared {
     Apply(Incoming),
     Skip,
+    /// Past its `expires_at`: dropped unapplied.
+    Expired,
     Park(Option<Envelope>, anyhow::Error),
 }
 

@@ -424,6 +424,25 @@ impl RoutingSlip {
         ReplyDisposition::Applied(actions)
     }
 
+    /// When `action`'s command stops being worth anything: the moment its
+    /// attempt times out, for an attempt of a step before the pivot. By then
+    /// the saga has tried again or turned around, either way without it, so
+    /// its participant may drop it unapplied (`Envelope::expires_at`) rather
+    /// than spend a backlog's capacity on it. Compensations and steps after
+    /// the pivot must take effect however late they come: `None`.
+    pub fn expiry_of(&self, action: &Action) -> Option<DateTime<Utc>> {
+        let work = self.current.as_ref()?;
+        let before_the_pivot =
+            work.phase == Phase::Forward && work.step.kind != StepKind::Retriable;
+        if !before_the_pivot || work.step.name != action.step || work.attempt != action.attempt {
+            return None;
+        }
+        match work.state {
+            WorkState::Executing { timeout_at } => Some(timeout_at),
+            WorkState::Waiting { .. } | WorkState::Parked => None,
+        }
+    }
+
     /// Fires whatever timer is due: an attempt's timeout, a retry's backoff,
     /// the saga's deadline. Harmless to call early or often.
     pub fn on_wake(&mut self, now: DateTime<Utc>) -> Vec<Action> {

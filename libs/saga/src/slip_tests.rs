@@ -871,3 +871,47 @@ proptest! {
         check_consistent(&slip, &sent);
     }
 }
+
+#[test]
+fn an_attempt_before_the_pivot_expires_when_it_times_out() {
+    let mut slip = new_slip();
+    let hold = slip.start(at(0));
+    assert_eq!(hold, vec![action("HoldSeats", Phase::Forward, 1)]);
+    assert_eq!(slip.expiry_of(&hold[0]), Some(at(5_000)));
+    // An answer to another attempt than the one in flight has no expiry here.
+    assert_eq!(
+        slip.expiry_of(&action("HoldSeats", Phase::Forward, 2)),
+        None
+    );
+
+    // Timed out, then tried again: the new attempt expires on its own timeout.
+    assert!(slip.on_wake(at(5_000)).is_empty());
+    assert_eq!(slip.expiry_of(&hold[0]), None, "waiting for the retry");
+    let retry = slip.on_wake(at(5_100));
+    assert_eq!(retry, vec![action("HoldSeats", Phase::Forward, 2)]);
+    assert_eq!(slip.expiry_of(&retry[0]), Some(at(10_100)));
+
+    let payment = applied(slip.on_reply(ok("HoldSeats", 2), at(6_000)));
+    assert_eq!(slip.expiry_of(&payment[0]), Some(at(11_000)));
+    let pivot = applied(slip.on_reply(ok("TakePayment", 1), at(7_000)));
+    assert_eq!(pivot, vec![action("ConfirmBooking", Phase::Forward, 1)]);
+    assert_eq!(slip.expiry_of(&pivot[0]), Some(at(12_000)));
+}
+
+#[test]
+fn compensations_and_steps_after_the_pivot_never_expire() {
+    let slip = confirmed_slip();
+    let confirmation = slip.current.as_ref().map(|work| work.step.name.clone());
+    assert_eq!(confirmation.as_deref(), Some("SendConfirmation"));
+    assert_eq!(
+        slip.expiry_of(&action("SendConfirmation", Phase::Forward, 1)),
+        None
+    );
+
+    let mut slip = new_slip();
+    slip.start(at(0));
+    applied(slip.on_reply(ok("HoldSeats", 1), at(10)));
+    let undo = applied(slip.on_reply(refused("TakePayment", 1), at(20)));
+    assert_eq!(undo, vec![action("ReleaseSeats", Phase::Compensation, 1)]);
+    assert_eq!(slip.expiry_of(&undo[0]), None);
+}

@@ -193,6 +193,27 @@ impl<S: Service> TestApp<S> {
         }
     }
 
+    /// A counter in the service's `/metrics`, summed over the series whose
+    /// labels contain `labels` (`outcome="expired"`, say); 0 when none does.
+    pub async fn counter(&self, name: &str, labels: &str) -> f64 {
+        let response = must(
+            self.client
+                .get(self.url("/metrics"))
+                .send()
+                .await
+                .context("send the request"),
+            format_args!("reach {}'s /metrics", S::NAME),
+        );
+        let text = must(
+            response.text().await.context("read the body"),
+            format_args!("read {}'s /metrics", S::NAME),
+        );
+        text.lines()
+            .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(labels))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
     /// `GET path` as the holder of `token` (or of none): the status and the JSON body.
     pub async fn get_as(&self, path: &str, token: Option<&str>) -> (u16, Value) {
         let (status, _, body) = self.send(self.request_as(Method::GET, path, token)).await;

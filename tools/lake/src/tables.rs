@@ -717,6 +717,7 @@ mod tests {
             correlation_id: Uuid::now_v7(),
             causation_id: None,
             occurred_at: Utc::now(),
+            expires_at: None,
             payload: serde_json::Value::Null,
         };
         assert!(!is_known(Table::Booking, &envelope));

@@ -45,6 +45,46 @@ async fn a_message_delivered_twice_is_applied_once() {
 }
 
 #[tokio::test]
+async fn a_message_past_its_expiry_is_dropped_unapplied_and_the_others_apply() {
+    let harness = Harness::new().await;
+    let now = chrono::Utc::now();
+    let envelopes = [
+        (1, Some(now - chrono::TimeDelta::seconds(1))),
+        (2, Some(now + chrono::TimeDelta::hours(1))),
+        (3, None),
+    ]
+    .map(|(seq, expires_at)| {
+        Envelope::new(recording("k", seq), Uuid::now_v7()).expiring_at(expires_at)
+    });
+    let records: Vec<OutgoingRecord> = envelopes
+        .iter()
+        .map(|envelope| OutgoingRecord {
+            topic: harness.kafka.name(TOPIC),
+            key: "k".to_owned(),
+            headers: Default::default(),
+            payload: serde_json::to_vec(&envelope.to_json().unwrap()).unwrap(),
+        })
+        .collect();
+    let producer = Producer::new(&harness.kafka, "expiring-producer").unwrap();
+    for outcome in producer.send_all(&records).await {
+        outcome.unwrap();
+    }
+
+    let consumer = harness.spawn_consumer(Arc::new(Recorder::default()));
+    let stats = consumer.stats.clone().unwrap();
+    harness
+        .eventually(PATIENCE, "all three are consumed", || async {
+            stats.applied() + stats.expired() == 3
+        })
+        .await;
+    consumer.stop().await;
+
+    assert_eq!(stats.expired(), 1);
+    assert_eq!(stats.applied(), 2);
+    assert_eq!(harness.effect_count().await, 2);
+}
+
+#[tokio::test]
 async fn a_relay_that_crashes_after_publishing_publishes_again_and_the_effect_happens_once() {
     let harness = Harness::new().await;
     harness

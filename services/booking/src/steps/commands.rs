@@ -1,6 +1,7 @@
 //! Each step of the booking saga as the command its participant receives,
 //! written to the outbox in the orchestrator's transaction.
 
+use chrono::{DateTime, Utc};
 use contracts::inventory::{ConfirmSeats, HoldSeats, ReleaseSeats};
 use contracts::notification::{BookingSummary, NotificationKind, SendNotification};
 use contracts::payment::{redeem_miles, CardCharge, Refund, TakePayment};
@@ -28,6 +29,12 @@ pub async fn send(
     };
     let booking_id = variables.booking_id;
     let flight_id = variables.flight.flight_id;
+    // Set for the attempts of steps before the pivot only; see `expiry_of`.
+    let expires_at = slip.expiry_of(action);
+    let out = Outgoing {
+        variables: &variables,
+        expires_at,
+    };
     match step {
         BookingStep::HoldSeats => {
             let command = HoldSeats {
@@ -37,7 +44,7 @@ pub async fn send(
                 hold_id: variables.hold_id,
                 seats: variables.seats,
             };
-            to_inventory(conn, &variables, command).await
+            out.to_inventory(conn, command).await
         }
         BookingStep::ReleaseSeats => {
             let command = ReleaseSeats {
@@ -46,7 +53,7 @@ pub async fn send(
                 hold_id: variables.hold_id,
                 reason: release_reason(slip)?,
             };
-            to_inventory(conn, &variables, command).await
+            out.to_inventory(conn, command).await
         }
         BookingStep::ConfirmBooking => {
             let command = ConfirmSeats {
@@ -54,11 +61,11 @@ pub async fn send(
                 flight_id,
                 hold_id: variables.hold_id,
             };
-            to_inventory(conn, &variables, command).await
+            out.to_inventory(conn, command).await
         }
         BookingStep::TakePayment => {
             let command = take_payment(step_ref, price(slip, &variables)?, &variables)?;
-            to_payment(conn, &variables, command).await
+            out.to_payment(conn, command).await
         }
         BookingStep::Refund => {
             let reason = slip
@@ -71,54 +78,81 @@ pub async fn send(
                 booking_id,
                 reason,
             };
-            to_payment(conn, &variables, command).await
+            out.to_payment(conn, command).await
         }
         BookingStep::SendConfirmation => {
             let command = notification(step_ref, NotificationKind::Confirmation, slip, &variables)?;
-            to_notification(conn, &variables, command).await
+            out.to_notification(conn, command).await
         }
         BookingStep::SendCancellation => {
             let command = notification(step_ref, NotificationKind::Cancellation, slip, &variables)?;
-            to_notification(conn, &variables, command).await
+            out.to_notification(conn, command).await
         }
         BookingStep::SendCorrection => {
             let command = notification(step_ref, NotificationKind::Correction, slip, &variables)?;
-            to_notification(conn, &variables, command).await
+            out.to_notification(conn, command).await
         }
     }
 }
 
-/// To flight-inventory, keyed by flight: one flight's commands stay in order.
-async fn to_inventory<M: Message>(
-    conn: &mut PgConnection,
-    variables: &BookingVariables,
-    command: M,
-) -> anyhow::Result<()> {
-    let key = variables.flight.flight_id.to_string();
-    let envelope = Envelope::new(command, variables.booking_id);
-    messaging::enqueue(conn, topics::INVENTORY_COMMANDS, &key, &envelope).await
+/// Where one attempt's command goes, and when its sender stops waiting.
+struct Outgoing<'a> {
+    variables: &'a BookingVariables,
+    expires_at: Option<DateTime<Utc>>,
 }
 
-/// To payment, keyed by booking.
-async fn to_payment<M: Message>(
-    conn: &mut PgConnection,
-    variables: &BookingVariables,
-    command: M,
-) -> anyhow::Result<()> {
-    let key = variables.booking_id.to_string();
-    let envelope = Envelope::new(command, variables.booking_id);
-    messaging::enqueue(conn, topics::PAYMENT_COMMANDS, &key, &envelope).await
-}
+impl Outgoing<'_> {
+    fn envelope<M: Message>(&self, command: M) -> Envelope<M> {
+        Envelope::new(command, self.variables.booking_id).expiring_at(self.expires_at)
+    }
 
-/// To notification, keyed by booking.
-async fn to_notification(
-    conn: &mut PgConnection,
-    variables: &BookingVariables,
-    command: SendNotification,
-) -> anyhow::Result<()> {
-    let key = variables.booking_id.to_string();
-    let envelope = Envelope::new(command, variables.booking_id);
-    messaging::enqueue(conn, topics::NOTIFICATION_COMMANDS, &key, &envelope).await
+    /// To flight-inventory, keyed by flight: one flight's commands stay in order.
+    async fn to_inventory<M: Message>(
+        &self,
+        conn: &mut PgConnection,
+        command: M,
+    ) -> anyhow::Result<()> {
+        let key = self.variables.flight.flight_id.to_string();
+        messaging::enqueue(
+            conn,
+            topics::INVENTORY_COMMANDS,
+            &key,
+            &self.envelope(command),
+        )
+        .await
+    }
+
+    /// To payment, keyed by booking.
+    async fn to_payment<M: Message>(
+        &self,
+        conn: &mut PgConnection,
+        command: M,
+    ) -> anyhow::Result<()> {
+        let key = self.variables.booking_id.to_string();
+        messaging::enqueue(
+            conn,
+            topics::PAYMENT_COMMANDS,
+            &key,
+            &self.envelope(command),
+        )
+        .await
+    }
+
+    /// To notification, keyed by booking.
+    async fn to_notification(
+        &self,
+        conn: &mut PgConnection,
+        command: SendNotification,
+    ) -> anyhow::Result<()> {
+        let key = self.variables.booking_id.to_string();
+        messaging::enqueue(
+            conn,
+            topics::NOTIFICATION_COMMANDS,
+            &key,
+            &self.envelope(command),
+        )
+        .await
+    }
 }
 
 fn notification(

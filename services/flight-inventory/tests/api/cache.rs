@@ -39,28 +39,13 @@ async fn redis_has(key: &str) -> bool {
         .unwrap()
 }
 
-/// The value of a counter in the service's `/metrics`, summed over the series matching `labels`.
-async fn counter(inventory: &TestInventory, name: &str, labels: &str) -> f64 {
-    let text = inventory
-        .client
-        .get(inventory.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
-        .filter(|line| line.starts_with(&format!("{name}{{")) && line.contains(labels))
-        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test]
 async fn a_flight_read_twice_is_loaded_once_and_then_served_from_the_cache() {
     let (inventory, prefix) = spawn_cached(redis_url()).await;
     let flight = inventory.schedule(180, "199.00").await;
-    let hits_before = counter(&inventory, "cache_hits_total", "cache=\"flight_detail\"").await;
+    let hits_before = inventory
+        .counter("cache_hits_total", "cache=\"flight_detail\"")
+        .await;
 
     let first = inventory.get_ok(&format!("/flights/{flight}")).await;
     assert!(redis_has(&format!("{prefix}:flight:{flight}:detail")).await);
@@ -71,7 +56,9 @@ async fn a_flight_read_twice_is_loaded_once_and_then_served_from_the_cache() {
         second["fare"],
         json!({"amount": "199.00", "currency": "USD"})
     );
-    let hits_after = counter(&inventory, "cache_hits_total", "cache=\"flight_detail\"").await;
+    let hits_after = inventory
+        .counter("cache_hits_total", "cache=\"flight_detail\"")
+        .await;
     assert!(hits_after > hits_before, "{hits_before} -> {hits_after}");
 }
 
@@ -169,7 +156,9 @@ async fn a_seat_hold_changes_the_cached_availability_at_once() {
 /// the errors are counted.
 async fn reads_survive_a_redis_that_is_gone(redis_url: String) {
     let (inventory, _) = spawn_cached(redis_url).await;
-    let errors_before = counter(&inventory, "cache_errors_total", "cache=\"flight_").await;
+    let errors_before = inventory
+        .counter("cache_errors_total", "cache=\"flight_")
+        .await;
     let flight = inventory.schedule(180, "199.00").await;
 
     for _ in 0..2 {
@@ -191,7 +180,9 @@ async fn reads_survive_a_redis_that_is_gone(redis_url: String) {
 
     let (status, ready) = inventory.get("/health/ready").await;
     assert_eq!(status, 200, "{ready}");
-    let errors_after = counter(&inventory, "cache_errors_total", "cache=\"flight_").await;
+    let errors_after = inventory
+        .counter("cache_errors_total", "cache=\"flight_")
+        .await;
     assert!(
         errors_after >= errors_before + 7.0,
         "{errors_before} -> {errors_after}"
