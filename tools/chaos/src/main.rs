@@ -246,9 +246,10 @@ async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
         let mut rng = SeededRng::new(run_seed);
         let schedule = faults::plan(&mut rng, &args.faults, faults_per_run, send_window);
         println!(
-            "\nrun {} of {} (seed {run_seed}; alone: --seed {run_seed} --runs 1):",
+            "\nrun {} of {} (seed {run_seed}; alone: {}):",
             run_index + 1,
-            args.runs
+            args.runs,
+            replay_command(&args, run_seed, faults_per_run)
         );
         for fault in &schedule {
             println!("  planned t+{:>5.1}s {fault}", fault.at.as_secs_f64());
@@ -278,10 +279,8 @@ async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
                     println!("  t+{:>5.1}s {fault}", fault.at.as_secs_f64());
                 }
                 println!(
-                    "replay: chaos --seed {run_seed} --runs 1 --bookings {} --rate {} --faults {}",
-                    args.bookings,
-                    args.rate,
-                    faults_arg(&args.faults)
+                    "replay: {}",
+                    replay_command(&args, run_seed, faults_per_run)
                 );
                 finished.mark_printed();
                 summary.print();
@@ -294,7 +293,7 @@ async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
         finished.record(&summary, &out_dir);
         if failed {
             if let Some(run) = summary.runs.last() {
-                run.print_failure(&args.bookings, args.rate, &faults_arg(&args.faults));
+                run.print_failure(&replay_command(&args, run_seed, faults_per_run));
             }
             finished.mark_printed();
             summary.print();
@@ -306,6 +305,17 @@ async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
     summary.print();
     summary.write(&out_dir)?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The command that runs `run_seed`'s run again alone: every argument the
+/// schedule depends on (the fault kinds and how many a run gets) included.
+fn replay_command(args: &Args, run_seed: u64, faults_per_run: usize) -> String {
+    format!(
+        "scripts/chaos.sh --seed {run_seed} --runs 1 --bookings {} --rate {} --faults {} --faults-per-run {faults_per_run}",
+        args.bookings,
+        args.rate,
+        faults_arg(&args.faults)
+    )
 }
 
 fn faults_arg(kinds: &[FaultKind]) -> String {

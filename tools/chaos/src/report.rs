@@ -96,15 +96,12 @@ impl RunSummary {
     }
 
     /// Everything needed to understand and replay a failed run.
-    pub fn print_failure(&self, bookings: &u64, rate: u64, faults: &str) {
+    pub fn print_failure(&self, replay: &str) {
         println!(
             "\nchaos: INVARIANT VIOLATION in the run with seed {}",
             self.seed
         );
-        println!(
-            "replay: chaos --seed {} --runs 1 --bookings {bookings} --rate {rate} --faults {faults}",
-            self.seed
-        );
+        println!("replay: {replay}");
         println!("fault schedule, as injected:");
         for record in &self.faults {
             println!(
