@@ -16,13 +16,22 @@ use crate::helpers::{InventoryApi, TestInventory};
 
 const PATIENCE: Duration = Duration::from_secs(60);
 
-/// flight-inventory with its read cache on `redis_url`, keys under a prefix of this test's.
-async fn spawn_cached(redis_url: String) -> (TestInventory, String) {
+/// How long a cache call may take against the real Redis: generous, because
+/// these tests are about hits and invalidation, and a slow machine must not
+/// turn a working Redis into misses.
+const WORKING_REDIS_TIMEOUT_MS: u64 = 5_000;
+/// Against a Redis that refuses or never answers, the timeout is the fault
+/// under test; short, so the test does not wait long for each miss.
+const BROKEN_REDIS_TIMEOUT_MS: u64 = 100;
+
+/// flight-inventory with its read cache on `redis_url`, keys under a prefix
+/// of this test's, each Redis call bounded by `timeout_ms`.
+async fn spawn_cached(redis_url: String, timeout_ms: u64) -> (TestInventory, String) {
     let prefix = unique_key_prefix();
     let inventory = TestInventory::spawn_with(&[
         ("cache.redis_url", redis_url),
         ("cache.key_prefix", prefix.clone()),
-        ("cache.timeout_ms", "100".to_owned()),
+        ("cache.timeout_ms", timeout_ms.to_string()),
     ])
     .await;
     (inventory, prefix)
@@ -41,7 +50,7 @@ async fn redis_has(key: &str) -> bool {
 
 #[tokio::test]
 async fn a_flight_read_twice_is_loaded_once_and_then_served_from_the_cache() {
-    let (inventory, prefix) = spawn_cached(redis_url()).await;
+    let (inventory, prefix) = spawn_cached(redis_url(), WORKING_REDIS_TIMEOUT_MS).await;
     let flight = inventory.schedule(180, "199.00").await;
     let hits_before = inventory
         .counter("cache_hits_total", "cache=\"flight_detail\"")
@@ -64,7 +73,7 @@ async fn a_flight_read_twice_is_loaded_once_and_then_served_from_the_cache() {
 
 #[tokio::test]
 async fn a_fare_change_is_read_at_once_through_the_cache() {
-    let (inventory, _) = spawn_cached(redis_url()).await;
+    let (inventory, _) = spawn_cached(redis_url(), WORKING_REDIS_TIMEOUT_MS).await;
     let flight = inventory.schedule(180, "199.00").await;
     let detail = format!("/flights/{flight}");
     // Cached, twice over.
@@ -106,7 +115,7 @@ async fn a_fare_change_is_read_at_once_through_the_cache() {
 
 #[tokio::test]
 async fn a_seat_hold_changes_the_cached_availability_at_once() {
-    let (inventory, _) = spawn_cached(redis_url()).await;
+    let (inventory, _) = spawn_cached(redis_url(), WORKING_REDIS_TIMEOUT_MS).await;
     let flight = inventory.schedule(5, "120.00").await;
     let availability = format!("/flights/{flight}/availability");
     inventory.get_ok(&availability).await;
@@ -155,7 +164,7 @@ async fn a_seat_hold_changes_the_cached_availability_at_once() {
 /// Every cached endpoint answers 200 from Postgres, readiness stays green and
 /// the errors are counted.
 async fn reads_survive_a_redis_that_is_gone(redis_url: String) {
-    let (inventory, _) = spawn_cached(redis_url).await;
+    let (inventory, _) = spawn_cached(redis_url, BROKEN_REDIS_TIMEOUT_MS).await;
     let errors_before = inventory
         .counter("cache_errors_total", "cache=\"flight_")
         .await;
