@@ -9,6 +9,7 @@ use contracts::saga::StepRef;
 use contracts::{topics, Envelope, Message, Money};
 use saga::{Action, RoutingSlip, SagaStep};
 use sqlx::PgConnection;
+use uuid::Uuid;
 
 use super::cancellation::release_reason;
 use super::variables::{price, BookingVariables};
@@ -44,7 +45,8 @@ pub async fn send(
                 hold_id: variables.hold_id,
                 seats: variables.seats,
             };
-            out.to_inventory(conn, command).await
+            out.enqueue(conn, topics::INVENTORY_COMMANDS, flight_id, command)
+                .await
         }
         BookingStep::ReleaseSeats => {
             let command = ReleaseSeats {
@@ -53,7 +55,8 @@ pub async fn send(
                 hold_id: variables.hold_id,
                 reason: release_reason(slip)?,
             };
-            out.to_inventory(conn, command).await
+            out.enqueue(conn, topics::INVENTORY_COMMANDS, flight_id, command)
+                .await
         }
         BookingStep::ConfirmBooking => {
             let command = ConfirmSeats {
@@ -61,11 +64,13 @@ pub async fn send(
                 flight_id,
                 hold_id: variables.hold_id,
             };
-            out.to_inventory(conn, command).await
+            out.enqueue(conn, topics::INVENTORY_COMMANDS, flight_id, command)
+                .await
         }
         BookingStep::TakePayment => {
             let command = take_payment(step_ref, price(slip, &variables)?, &variables)?;
-            out.to_payment(conn, command).await
+            out.enqueue(conn, topics::PAYMENT_COMMANDS, booking_id, command)
+                .await
         }
         BookingStep::Refund => {
             let reason = slip
@@ -78,19 +83,23 @@ pub async fn send(
                 booking_id,
                 reason,
             };
-            out.to_payment(conn, command).await
+            out.enqueue(conn, topics::PAYMENT_COMMANDS, booking_id, command)
+                .await
         }
         BookingStep::SendConfirmation => {
             let command = notification(step_ref, NotificationKind::Confirmation, slip, &variables)?;
-            out.to_notification(conn, command).await
+            out.enqueue(conn, topics::NOTIFICATION_COMMANDS, booking_id, command)
+                .await
         }
         BookingStep::SendCancellation => {
             let command = notification(step_ref, NotificationKind::Cancellation, slip, &variables)?;
-            out.to_notification(conn, command).await
+            out.enqueue(conn, topics::NOTIFICATION_COMMANDS, booking_id, command)
+                .await
         }
         BookingStep::SendCorrection => {
             let command = notification(step_ref, NotificationKind::Correction, slip, &variables)?;
-            out.to_notification(conn, command).await
+            out.enqueue(conn, topics::NOTIFICATION_COMMANDS, booking_id, command)
+                .await
         }
     }
 }
@@ -106,52 +115,18 @@ impl Outgoing<'_> {
         Envelope::new(command, self.variables.booking_id).expiring_at(self.expires_at)
     }
 
-    /// To flight-inventory, keyed by flight: one flight's commands stay in order.
-    async fn to_inventory<M: Message>(
+    /// Writes `command` to `topic` under `key`: flight-inventory's keyed by
+    /// flight (one flight's commands stay in order), payment's and
+    /// notification's by booking.
+    async fn enqueue<M: Message>(
         &self,
         conn: &mut PgConnection,
+        topic: &str,
+        key: Uuid,
         command: M,
     ) -> anyhow::Result<()> {
-        let key = self.variables.flight.flight_id.to_string();
-        messaging::enqueue(
-            conn,
-            topics::INVENTORY_COMMANDS,
-            &key,
-            &self.envelope(command),
-        )
-        .await
-    }
-
-    /// To payment, keyed by booking.
-    async fn to_payment<M: Message>(
-        &self,
-        conn: &mut PgConnection,
-        command: M,
-    ) -> anyhow::Result<()> {
-        let key = self.variables.booking_id.to_string();
-        messaging::enqueue(
-            conn,
-            topics::PAYMENT_COMMANDS,
-            &key,
-            &self.envelope(command),
-        )
-        .await
-    }
-
-    /// To notification, keyed by booking.
-    async fn to_notification(
-        &self,
-        conn: &mut PgConnection,
-        command: SendNotification,
-    ) -> anyhow::Result<()> {
-        let key = self.variables.booking_id.to_string();
-        messaging::enqueue(
-            conn,
-            topics::NOTIFICATION_COMMANDS,
-            &key,
-            &self.envelope(command),
-        )
-        .await
+        let envelope = self.envelope(command);
+        messaging::enqueue(conn, topic, &key.to_string(), &envelope).await
     }
 }
 
