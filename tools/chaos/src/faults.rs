@@ -234,6 +234,11 @@ pub struct FaultRecord {
     /// consumers' inboxes recognised as already applied meanwhile.
     pub duplicates_published: u64,
     pub duplicates_recognised: u64,
+    /// For faults that take something down (a kill, a database restart or
+    /// cut): from the injection until each watched consumer applied a
+    /// message again, or the recovery window ran out. The invariant checker
+    /// does not count this time against a saga's deadline.
+    pub outage: Option<Duration>,
 }
 
 impl FaultRecord {
@@ -248,6 +253,7 @@ impl FaultRecord {
             probe_outcome: String::new(),
             duplicates_published: 0,
             duplicates_recognised: 0,
+            outage: None,
         }
     }
 }
@@ -302,6 +308,7 @@ async fn inject(
 ) -> anyhow::Result<FaultRecord> {
     let mut record = FaultRecord::blank(fault.clone(), started_at);
     let probe_key = format!("{}-{index}", context.probe_prefix);
+    let injected = Instant::now();
     match fault.kind {
         FaultKind::KillService => {
             let service = fault.service.context("a kill needs a service")?;
@@ -316,6 +323,7 @@ async fn inject(
             // A fresh process: its counters start at zero.
             let baselines = BTreeMap::from([(service, ConsumerCounts::default())]);
             measure(context, &mut record, restarted, baselines, &probe_key).await;
+            record.outage = Some(down_until_consuming(injected, restarted, &record));
         }
         FaultKind::KillBroker => {
             context.infrastructure.broker.kill().await?;
@@ -325,6 +333,7 @@ async fn inject(
             context.infrastructure.broker.restart().await?;
             record.ready_after = Some(restarted.elapsed());
             measure(context, &mut record, restarted, baselines, &probe_key).await;
+            record.outage = Some(down_until_consuming(injected, restarted, &record));
         }
         FaultKind::RestartPostgres => {
             let baselines = counters(context, &Service::ALL).await;
@@ -332,6 +341,7 @@ async fn inject(
             context.infrastructure.postgres.restart_fast().await?;
             record.ready_after = Some(restarted.elapsed());
             measure(context, &mut record, restarted, baselines, &probe_key).await;
+            record.outage = Some(down_until_consuming(injected, restarted, &record));
         }
         FaultKind::CutDatabase => {
             let service = fault.service.context("a cut needs a service")?;
@@ -344,6 +354,7 @@ async fn inject(
             context.stack.process_mut(service)?.wait_ready(http).await?;
             record.ready_after = Some(restored.elapsed());
             measure(context, &mut record, restored, baselines, &probe_key).await;
+            record.outage = Some(down_until_consuming(injected, restored, &record));
         }
         FaultKind::Rebalance => {
             let service = fault.service.context("a rebalance needs a service")?;
@@ -528,6 +539,18 @@ async fn watch_extra_members(
     applied
 }
 
+/// From `injected` until the last watched consumer applied a message again,
+/// counting one that never did within the window as the whole window.
+fn down_until_consuming(injected: Instant, restarted: Instant, record: &FaultRecord) -> Duration {
+    let consuming = record
+        .consuming_after
+        .values()
+        .map(|after| after.unwrap_or(RECOVERY_WINDOW))
+        .max()
+        .unwrap_or_default();
+    restarted.saturating_duration_since(injected) + consuming
+}
+
 /// Watches the consumers of the processes in `baselines` until each has
 /// handled a message more than its baseline, while a probe booking runs.
 async fn measure(
@@ -693,13 +716,20 @@ pub fn describe(record: &FaultRecord) -> String {
         .iter()
         .map(|(name, after)| format!("{name} {}", seconds(*after)))
         .collect();
-    format!(
+    let mut line = format!(
         "ready after {}; consuming again: {}; probe booking {} after {}",
         seconds(record.ready_after),
         consuming.join(", "),
         record.probe_outcome,
         seconds(record.probe_settled_after)
-    )
+    );
+    if let Some(outage) = record.outage {
+        line.push_str(&format!(
+            "; down {:.1}s from injection to consuming",
+            outage.as_secs_f64()
+        ));
+    }
+    line
 }
 
 #[cfg(test)]

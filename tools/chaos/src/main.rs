@@ -23,12 +23,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use clap::Parser;
-use invariant_checker::{Checker, CheckerSettings};
+use invariant_checker::{Checker, CheckerSettings, DeadlineAllowance, Outage};
 use loadgen::Targets;
 
-use crate::faults::{FaultContext, FaultKind};
+use crate::faults::{FaultContext, FaultKind, FaultRecord};
 use crate::report::{RunSummary, Summary};
 use crate::rng::SeededRng;
 use crate::services::Service;
@@ -374,6 +374,8 @@ async fn one_run(
     );
 
     let traffic_started = Instant::now();
+    // The services stamp deadlines on this clock (one machine, one clock).
+    let traffic_started_wall = Utc::now();
     let (faults_done_tx, faults_done_rx) = tokio::sync::watch::channel(false);
     let traffic = tokio::spawn(traffic::drive(
         http.clone(),
@@ -429,7 +431,10 @@ async fn one_run(
         database_url: infrastructure.postgres.admin_url(&database),
         inventory_url: targets.inventory_url.clone(),
         settle_timeout: Duration::from_secs(args.settle_timeout_secs),
-        deadline_grace: TimeDelta::seconds(10),
+        deadline: DeadlineAllowance {
+            grace: TimeDelta::seconds(10),
+            outages: outages(traffic_started_wall, &records),
+        },
         token: Some(token),
     })
     .await
@@ -478,6 +483,19 @@ async fn one_run(
         }
     }
     Ok(run)
+}
+
+/// When the run's faults held something down, on the wall clock: the
+/// checker does not count that time against a saga's deadline.
+fn outages(traffic_started: DateTime<Utc>, records: &[FaultRecord]) -> Vec<Outage> {
+    records
+        .iter()
+        .filter_map(|record| {
+            let from = traffic_started + TimeDelta::from_std(record.started_at).ok()?;
+            let until = from + TimeDelta::from_std(record.outage?).ok()?;
+            Some(Outage { from, until })
+        })
+        .collect()
 }
 
 /// Lines of the run's service logs that hold a card number the traffic sent,

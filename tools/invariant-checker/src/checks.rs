@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::TimeDelta;
+use chrono::{DateTime, TimeDelta, Utc};
 use rust_decimal::Decimal;
 use serde::Serialize;
 use uuid::Uuid;
@@ -42,15 +42,63 @@ impl CheckResult {
     }
 }
 
+/// A stretch of time during which something every saga needs was down on
+/// purpose: a fault a harness injected, from the injection until each
+/// watched consumer applied messages again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Outage {
+    pub from: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+}
+
+/// How late an unpivoted saga may finish: `grace` always, plus the part of
+/// its lateness that fell inside an injected [`Outage`].
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeadlineAllowance {
+    pub grace: TimeDelta,
+    pub outages: Vec<Outage>,
+}
+
+impl DeadlineAllowance {
+    pub fn grace(grace: TimeDelta) -> Self {
+        Self {
+            grace,
+            outages: Vec::new(),
+        }
+    }
+
+    /// How much of `from..until` the outages cover, each instant counted
+    /// once even where outages overlap.
+    fn outage_time_within(&self, from: DateTime<Utc>, until: DateTime<Utc>) -> TimeDelta {
+        let mut clipped: Vec<(DateTime<Utc>, DateTime<Utc>)> = self
+            .outages
+            .iter()
+            .map(|outage| (outage.from.max(from), outage.until.min(until)))
+            .filter(|(start, end)| start < end)
+            .collect();
+        clipped.sort();
+        let mut covered = TimeDelta::zero();
+        let mut reached: Option<DateTime<Utc>> = None;
+        for (start, end) in clipped {
+            let start = reached.map_or(start, |reached| start.max(reached));
+            if end > start {
+                covered += end - start;
+            }
+            reached = Some(reached.map_or(end, |reached| reached.max(end)));
+        }
+        covered
+    }
+}
+
 /// Every check, in the order they are printed.
-pub fn check_all(snapshot: &Snapshot, deadline_grace: TimeDelta) -> Vec<CheckResult> {
+pub fn check_all(snapshot: &Snapshot, deadline: &DeadlineAllowance) -> Vec<CheckResult> {
     vec![
         seats_add_up(&snapshot.flights, &snapshot.unreadable_flights),
         seats_sold_match_bookings(&snapshot.bookings, &snapshot.flights),
         money_balances(&snapshot.bookings, &snapshot.payments),
         payments_at_most_once(&snapshot.payments),
         sagas_terminal(&snapshot.sagas),
-        sagas_within_deadline(&snapshot.sagas, deadline_grace),
+        sagas_within_deadline(&snapshot.sagas, deadline),
         bookings_match_sagas(&snapshot.bookings, &snapshot.sagas),
         confirmations_exactly_once(&snapshot.bookings, &snapshot.notifications),
         outboxes_published(&snapshot.messaging),
@@ -257,13 +305,19 @@ pub fn sagas_terminal(sagas: &[SagaRow]) -> CheckResult {
 
 /// A saga that never reached its pivot must be over by its deadline: the
 /// deadline is what bounds how long seats stay held and a customer waits.
-/// `grace` covers the timer's poll interval and the compensation round
-/// trips that start when the deadline fires.
-pub fn sagas_within_deadline(sagas: &[SagaRow], grace: TimeDelta) -> CheckResult {
+/// The allowance's grace covers the timer's poll interval and the
+/// compensation round trips that start when the deadline fires. Time after
+/// the deadline during which a harness held the broker, the database or a
+/// service down is not counted against the saga: nothing can compensate
+/// while the parts it needs are gone, and the promise is about the system
+/// while it runs. What the outage does not explain still counts.
+pub fn sagas_within_deadline(sagas: &[SagaRow], allowance: &DeadlineAllowance) -> CheckResult {
     let mut result = CheckResult::new(
         "sagas: unpivoted sagas finished by their deadline (+ grace)",
         "unpivoted sagas",
     );
+    let mut excused = 0_usize;
+    let mut latest_excused = TimeDelta::zero();
     for saga in sagas.iter().filter(|saga| !saga.pivoted) {
         result.checked += 1;
         let Some(deadline) = saga.deadline else {
@@ -272,23 +326,41 @@ pub fn sagas_within_deadline(sagas: &[SagaRow], grace: TimeDelta) -> CheckResult
                 .push(format!("saga {}: its slip has no deadline", saga.saga_id));
             continue;
         };
-        match saga.finished_at {
-            Some(finished_at) if finished_at > deadline + grace => {
-                result.violations.push(format!(
-                    "saga {} finished {} s after its deadline",
-                    saga.saga_id,
-                    (finished_at - deadline).num_milliseconds() as f64 / 1000.0
-                ));
-            }
-            // Still open: the terminal check reports it.
-            _ => {}
+        // Still open: the terminal check reports it.
+        let Some(finished_at) = saga.finished_at else {
+            continue;
+        };
+        let late = finished_at - deadline;
+        if late <= allowance.grace {
+            continue;
         }
+        let during_outages = allowance.outage_time_within(deadline, finished_at);
+        if late - during_outages <= allowance.grace {
+            excused += 1;
+            latest_excused = latest_excused.max(late);
+            continue;
+        }
+        result.violations.push(format!(
+            "saga {} finished {} s after its deadline ({} s of it while an injected fault held something down)",
+            saga.saga_id,
+            seconds(late),
+            seconds(during_outages)
+        ));
     }
-    result.note = Some(format!(
-        "grace {} s",
-        grace.num_milliseconds() as f64 / 1000.0
-    ));
+    let mut note = format!("grace {} s", seconds(allowance.grace));
+    if !allowance.outages.is_empty() {
+        note.push_str(&format!(
+            "; {} injected outage(s) not counted, {excused} saga(s) late only by them (at most {} s)",
+            allowance.outages.len(),
+            seconds(latest_excused)
+        ));
+    }
+    result.note = Some(note);
     result
+}
+
+fn seconds(delta: TimeDelta) -> f64 {
+    delta.num_milliseconds() as f64 / 1000.0
 }
 
 /// A booking's status mirrors its saga's outcome (they are written in one

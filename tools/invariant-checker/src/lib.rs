@@ -33,7 +33,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-pub use checks::CheckResult;
+pub use checks::{CheckResult, DeadlineAllowance, Outage};
 pub use report::Report;
 
 pub const DEFAULT_DATABASE_URL: &str = "postgres://postgres@127.0.0.1:5432/contrail";
@@ -54,7 +54,7 @@ pub struct CheckerSettings {
     pub settle_timeout: Duration,
     /// How late after its deadline an unpivoted saga may finish; see
     /// [`checks::sagas_within_deadline`].
-    pub deadline_grace: TimeDelta,
+    pub deadline: DeadlineAllowance,
     /// The bearer token for flight-inventory's API; `None`: an admin token
     /// from the development issuer (or `CONTRAIL_TOKEN`).
     pub token: Option<String>,
@@ -66,7 +66,7 @@ impl Default for CheckerSettings {
             database_url: DEFAULT_DATABASE_URL.to_owned(),
             inventory_url: DEFAULT_INVENTORY_URL.to_owned(),
             settle_timeout: Duration::from_secs(120),
-            deadline_grace: TimeDelta::seconds(10),
+            deadline: DeadlineAllowance::grace(TimeDelta::seconds(10)),
             token: None,
         }
     }
@@ -184,7 +184,7 @@ impl Checker {
             .wait_until_settled(self.settings.settle_timeout)
             .await?;
         let snapshot = self.snapshot().await?;
-        let checks = checks::check_all(&snapshot, self.settings.deadline_grace);
+        let checks = checks::check_all(&snapshot, &self.settings.deadline);
         Ok(Report::new(settle, checks))
     }
 }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::TimeDelta;
 use clap::Parser;
-use invariant_checker::{Checker, CheckerSettings, DEFAULT_DATABASE_URL, DEFAULT_INVENTORY_URL};
+use invariant_checker::{
+    Checker, CheckerSettings, DeadlineAllowance, DEFAULT_DATABASE_URL, DEFAULT_INVENTORY_URL,
+};
 
 #[derive(Debug, Parser)]
 #[command(about)]
@@ -37,7 +39,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         database_url: args.database_url,
         inventory_url: args.inventory_url,
         settle_timeout: Duration::from_secs(args.settle_timeout_secs),
-        deadline_grace: TimeDelta::seconds(args.deadline_grace_secs.max(0)),
+        deadline: DeadlineAllowance::grace(TimeDelta::seconds(args.deadline_grace_secs.max(0))),
         token: None,
     };
     let checker = Checker::connect(settings).await?;

@@ -19,7 +19,7 @@ use anyhow::{bail, Context};
 use bench_support::{Baseline, CpuShares, ScratchDatabase};
 use chrono::TimeDelta;
 use clap::Parser;
-use invariant_checker::{Checker, CheckerSettings};
+use invariant_checker::{Checker, CheckerSettings, DeadlineAllowance};
 use loadgen::reads::{self, ReadFigures, ReadPlan};
 use loadgen::{mix, setup, Targets};
 use sqlx::postgres::PgConnectOptions;
@@ -191,7 +191,7 @@ async fn main() -> anyhow::Result<ExitCode> {
         database_url: args.database_url.clone(),
         inventory_url: targets.inventory_url.clone(),
         settle_timeout: Duration::from_secs(args.settle_timeout_secs),
-        deadline_grace: TimeDelta::seconds(10),
+        deadline: DeadlineAllowance::grace(TimeDelta::seconds(10)),
         token: None,
     };
     let checker = Checker::connect(checker_settings).await?;

@@ -110,7 +110,10 @@ fn healthy() -> Snapshot {
 
 #[test]
 fn every_check_passes_on_a_healthy_settled_system() {
-    let results = check_all(&healthy(), TimeDelta::seconds(10));
+    let results = check_all(
+        &healthy(),
+        &DeadlineAllowance::grace(TimeDelta::seconds(10)),
+    );
     let failed: Vec<_> = results.iter().filter(|result| !result.passed()).collect();
     assert!(failed.is_empty(), "{failed:#?}");
     assert_eq!(results.len(), 10);
@@ -217,9 +220,64 @@ fn an_unpivoted_saga_finishing_after_its_deadline_and_grace_is_a_violation() {
     let late = saga(1, "compensated", false, Some(120 + 11));
     let in_grace = saga(2, "compensated", false, Some(120 + 9));
     let pivoted_late = saga(3, "completed", true, Some(500));
-    let result = sagas_within_deadline(&[late, in_grace, pivoted_late], TimeDelta::seconds(10));
+    let result = sagas_within_deadline(
+        &[late, in_grace, pivoted_late],
+        &DeadlineAllowance::grace(TimeDelta::seconds(10)),
+    );
     assert_eq!(result.violations.len(), 1, "{result:#?}");
     assert_eq!(result.checked, 2);
+}
+
+fn outage(from: i64, until: i64) -> Outage {
+    Outage {
+        from: at(from),
+        until: at(until),
+    }
+}
+
+#[test]
+fn lateness_spent_inside_an_injected_outage_is_not_counted_but_the_rest_is() {
+    // Deadline at 120 s, grace 10 s; the broker was down from 100 s to 150 s.
+    let allowance = DeadlineAllowance {
+        grace: TimeDelta::seconds(10),
+        outages: vec![outage(100, 150)],
+    };
+    // 35 s late, 30 s of it inside the outage: 5 s of its own.
+    let excused = saga(1, "compensated", false, Some(120 + 35));
+    // 45 s late, 30 s inside the outage: 15 s of its own is past the grace.
+    let too_late = saga(2, "compensated", false, Some(120 + 45));
+    let result = sagas_within_deadline(&[excused, too_late], &allowance);
+    assert_eq!(result.violations.len(), 1, "{result:#?}");
+    assert!(result.violations[0].starts_with(&format!("saga {}", id(2))));
+    assert!(result.violations[0].contains("30 s of it while an injected fault"));
+    let note = result.note.unwrap_or_default();
+    assert!(note.contains("1 saga(s) late only by them"), "{note}");
+}
+
+#[test]
+fn an_outage_that_ended_before_the_deadline_excuses_nothing() {
+    let allowance = DeadlineAllowance {
+        grace: TimeDelta::seconds(10),
+        outages: vec![outage(60, 119)],
+    };
+    let late = saga(1, "compensated", false, Some(120 + 11));
+    let result = sagas_within_deadline(&[late], &allowance);
+    assert_eq!(result.violations.len(), 1, "{result:#?}");
+}
+
+#[test]
+fn overlapping_outages_count_each_instant_once() {
+    // Two faults whose windows overlap from 130 s to 140 s: 120..150 is
+    // 30 s of outage, not 40.
+    let allowance = DeadlineAllowance {
+        grace: TimeDelta::seconds(10),
+        outages: vec![outage(130, 150), outage(110, 140)],
+    };
+    let within = saga(1, "compensated", false, Some(120 + 40));
+    let beyond = saga(2, "compensated", false, Some(120 + 41));
+    let result = sagas_within_deadline(&[within, beyond], &allowance);
+    assert_eq!(result.violations.len(), 1, "{result:#?}");
+    assert!(result.violations[0].starts_with(&format!("saga {}", id(2))));
 }
 
 #[test]
