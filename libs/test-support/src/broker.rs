@@ -7,7 +7,6 @@
 //! child's pid is the broker's: [`PrivateBroker::kill`] is a real `kill -9`.
 
 use std::fs::File;
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -30,7 +29,8 @@ const STOP_PATIENCE: Duration = Duration::from_secs(30);
 
 impl PrivateBroker {
     pub async fn start() -> anyhow::Result<Self> {
-        let [port, controller_port] = free_ports()?;
+        // The broker's and its controller's.
+        let [port, controller_port] = crate::ports::free_ports()?;
         let storage = tempfile::tempdir().context("create the broker's storage directory")?;
         let mut broker = Self {
             port,
@@ -157,16 +157,6 @@ impl Drop for PrivateBroker {
 
 fn repository_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// Two distinct free loopback ports: the broker's and its controller's.
-fn free_ports() -> anyhow::Result<[u16; 2]> {
-    let first = TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    let second = TcpListener::bind("127.0.0.1:0").context("find a free port")?;
-    Ok([
-        first.local_addr().context("read a bound port")?.port(),
-        second.local_addr().context("read a bound port")?.port(),
-    ])
 }
 
 fn tail(path: &Path) -> String {

@@ -33,6 +33,7 @@ pub mod conformance;
 pub mod fixtures;
 pub mod http;
 mod outbox;
+pub mod ports;
 pub mod process;
 pub mod proxy;
 pub mod redis;

@@ -19,14 +19,9 @@ pub fn unique_key_prefix() -> String {
 
 /// A loopback URL where nothing listens: connecting is refused at once.
 pub async fn refused_redis_url() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0")
-        .await
-        .unwrap_or_else(|error| panic!("bind a port to free: {error}"));
-    let address = listener
-        .local_addr()
-        .unwrap_or_else(|error| panic!("read the freed port: {error}"));
-    drop(listener);
-    format!("redis://{address}")
+    let port = crate::ports::free_port()
+        .unwrap_or_else(|error| panic!("find a port nothing listens on: {error:#}"));
+    format!("redis://127.0.0.1:{port}")
 }
 
 /// A server that accepts connections, reads what it is sent and never

@@ -9,7 +9,6 @@
 #![allow(clippy::print_stdout)]
 
 mod faults;
-mod ports;
 mod postgres;
 mod report;
 mod rng;

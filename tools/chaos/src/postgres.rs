@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 
-use crate::ports::free_port;
+use test_support::ports::free_port;
 
 /// Where Debian's packages put the server binaries; `CONTRAIL_PG_BIN` overrides.
 const DEFAULT_PG_BIN: &str = "/usr/lib/postgresql/15/bin";

@@ -15,9 +15,9 @@ use sqlx::{Connection, PgConnection};
 use test_support::broker::PrivateBroker;
 use test_support::proxy::CuttableProxy;
 
-use crate::ports::free_port;
 use crate::postgres::PrivateCluster;
 use crate::services::{Service, ServiceProcess, StackAddresses};
+use test_support::ports::free_port;
 
 /// What lives for the whole invocation.
 #[derive(Debug)]

@@ -8,7 +8,6 @@
 //! workspace root) where [`Browser::screenshot`] saves PNGs, so the pictures
 //! in docs/images can be taken again with `CONTRAIL_CONSOLE_SCREENSHOTS=docs/images`.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::Stdio;
 
@@ -29,10 +28,8 @@ pub struct Browser {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|address| address.port())
-        .expect("find a free port for chromedriver")
+    test_support::ports::free_port()
+        .unwrap_or_else(|error| panic!("find a free port for chromedriver: {error:#}"))
 }
 
 impl Browser {
