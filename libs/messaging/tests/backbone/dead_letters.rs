@@ -96,18 +96,8 @@ async fn a_poison_message_is_parked_while_the_messages_behind_it_flow_and_replay
 
 #[tokio::test]
 async fn a_message_that_is_not_an_envelope_is_parked_and_the_consumer_moves_on() {
-    use messaging::producer::OutgoingRecord;
     let harness = Harness::new().await;
-    let producer = messaging::Producer::new(&harness.kafka, "garbage-producer").unwrap();
-    let garbage = OutgoingRecord {
-        topic: harness.kafka.name(crate::harness::TOPIC),
-        key: "k".to_owned(),
-        headers: Default::default(),
-        payload: b"definitely not json".to_vec(),
-    };
-    for outcome in producer.send_all(&[garbage]).await {
-        outcome.unwrap();
-    }
+    harness.publish_raw([b"definitely not json".to_vec()]).await;
     harness.enqueue([recording("k", 1)]).await;
     let relay = harness.spawn_relay();
     let consumer = harness.spawn_consumer(Arc::new(Recorder::default()));

@@ -4,8 +4,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use contracts::Envelope;
-use messaging::producer::OutgoingRecord;
-use messaging::Producer;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer as _};
 use rdkafka::{Offset, TopicPartitionList};
@@ -19,16 +17,8 @@ const PATIENCE: Duration = Duration::from_secs(60);
 async fn a_message_delivered_twice_is_applied_once() {
     let harness = Harness::new().await;
     let envelope = Envelope::new(recording("k", 1), Uuid::now_v7());
-    let record = OutgoingRecord {
-        topic: harness.kafka.name(TOPIC),
-        key: "k".to_owned(),
-        headers: Default::default(),
-        payload: serde_json::to_vec(&envelope.to_json().unwrap()).unwrap(),
-    };
-    let producer = Producer::new(&harness.kafka, "duplicating-producer").unwrap();
-    for outcome in producer.send_all(&[record.clone(), record]).await {
-        outcome.unwrap();
-    }
+    let payload = serde_json::to_vec(&envelope.to_json().unwrap()).unwrap();
+    harness.publish_raw([payload.clone(), payload]).await;
 
     let consumer = harness.spawn_consumer(Arc::new(Recorder::default()));
     let stats = consumer.stats.clone().unwrap();
@@ -56,19 +46,13 @@ async fn a_message_past_its_expiry_is_dropped_unapplied_and_the_others_apply() {
     .map(|(seq, expires_at)| {
         Envelope::new(recording("k", seq), Uuid::now_v7()).expiring_at(expires_at)
     });
-    let records: Vec<OutgoingRecord> = envelopes
-        .iter()
-        .map(|envelope| OutgoingRecord {
-            topic: harness.kafka.name(TOPIC),
-            key: "k".to_owned(),
-            headers: Default::default(),
-            payload: serde_json::to_vec(&envelope.to_json().unwrap()).unwrap(),
-        })
-        .collect();
-    let producer = Producer::new(&harness.kafka, "expiring-producer").unwrap();
-    for outcome in producer.send_all(&records).await {
-        outcome.unwrap();
-    }
+    harness
+        .publish_raw(
+            envelopes
+                .iter()
+                .map(|envelope| serde_json::to_vec(&envelope.to_json().unwrap()).unwrap()),
+        )
+        .await;
 
     let consumer = harness.spawn_consumer(Arc::new(Recorder::default()));
     let stats = consumer.stats.clone().unwrap();

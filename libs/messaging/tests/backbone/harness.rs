@@ -8,6 +8,7 @@ use std::time::Duration;
 use contracts::{Envelope, Message};
 use futures::future::BoxFuture;
 use messaging::consumer::ConsumerStats;
+use messaging::producer::OutgoingRecord;
 use messaging::{
     Consumer, HandlerError, Incoming, KafkaSettings, MessageHandler, OutboxRelay, Producer,
 };
@@ -102,6 +103,25 @@ impl Harness {
         }
         tx.commit().await.unwrap();
         ids
+    }
+
+    /// Publishes `payloads` straight to the test topic under key `k`,
+    /// around the outbox: the way to send what no relay would (the same
+    /// record twice, a message that is not an envelope).
+    pub async fn publish_raw(&self, payloads: impl IntoIterator<Item = Vec<u8>>) {
+        let records: Vec<OutgoingRecord> = payloads
+            .into_iter()
+            .map(|payload| OutgoingRecord {
+                topic: self.kafka.name(TOPIC),
+                key: "k".to_owned(),
+                headers: Default::default(),
+                payload,
+            })
+            .collect();
+        let producer = Producer::new(&self.kafka, "raw-producer").unwrap();
+        for outcome in producer.send_all(&records).await {
+            outcome.unwrap();
+        }
     }
 
     pub fn relay(&self) -> OutboxRelay {
