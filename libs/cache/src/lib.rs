@@ -137,6 +137,7 @@ struct StatsInner {
     hits: AtomicU64,
     misses: AtomicU64,
     errors: AtomicU64,
+    skipped: AtomicU64,
     loads: AtomicU64,
 }
 
@@ -150,6 +151,11 @@ impl CacheStats {
     /// Redis calls that failed or timed out, and reads that skipped a failing Redis.
     pub fn errors(&self) -> u64 {
         self.inner.errors.load(Ordering::Relaxed)
+    }
+    /// Reads that did not call Redis because it failed moments ago (also
+    /// counted in [`CacheStats::errors`]).
+    pub fn skipped(&self) -> u64 {
+        self.inner.skipped.load(Ordering::Relaxed)
     }
     /// Loader runs: what reached the database.
     pub fn loads(&self) -> u64 {
@@ -410,6 +416,7 @@ impl Inner {
     async fn lookup(&self, entry: &Entry, stats: &CacheStats) -> Lookup {
         if self.is_failing() {
             stats.inner.errors.fetch_add(1, Ordering::Relaxed);
+            stats.inner.skipped.fetch_add(1, Ordering::Relaxed);
             metrics::record_error(entry.cache, "skipped");
             return Lookup::Unavailable;
         }
