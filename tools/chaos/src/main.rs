@@ -282,6 +282,7 @@ async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
                     replay_command(&args, run_seed, faults_per_run)
                 );
                 finished.mark_printed();
+                summary.elapsed = started.elapsed();
                 summary.print();
                 summary.write(&out_dir)?;
                 return Ok(ExitCode::FAILURE);
@@ -289,6 +290,9 @@ async fn run(args: Args, finished: FinishedRuns) -> anyhow::Result<ExitCode> {
         };
         let failed = !run.passed();
         summary.add(run);
+        // Kept current, so that a summary printed early (a failure, an
+        // interrupt) says how long the invocation ran.
+        summary.elapsed = started.elapsed();
         finished.record(&summary, &out_dir);
         if failed {
             if let Some(run) = summary.runs.last() {
