@@ -11,7 +11,7 @@
 //! the ephemeral range, where only listeners live, and a bind probes each.
 //! A port is never handed out twice by one process.
 
-use std::collections::HashSet;
+use std::collections::BTreeSet;
 use std::net::TcpListener;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -30,7 +30,7 @@ const ATTEMPTS: u64 = 2_000;
 /// over the whole span rather than clustering.
 const STRIDE: u64 = 7_919;
 
-static HANDED_OUT: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+static HANDED_OUT: Mutex<BTreeSet<u16>> = Mutex::new(BTreeSet::new());
 static DRAWS: AtomicU64 = AtomicU64::new(0);
 
 /// A loopback port nothing listens on, outside the ephemeral range.
@@ -65,7 +65,6 @@ fn draw() -> anyhow::Result<u16> {
     let mut handed_out = HANDED_OUT
         .lock()
         .unwrap_or_else(|poisoned| poisoned.into_inner());
-    let handed_out = handed_out.get_or_insert_with(HashSet::new);
     for _ in 0..ATTEMPTS {
         let draw = DRAWS.fetch_add(1, Ordering::Relaxed);
         let offset = (seed.wrapping_add(draw.wrapping_mul(STRIDE))) % span;
@@ -103,7 +102,7 @@ mod tests {
     #[test]
     fn ports_are_distinct_bindable_and_below_the_ephemeral_range() {
         let ports: [u16; 50] = free_ports().unwrap_or_else(|error| panic!("{error:#}"));
-        let distinct: HashSet<u16> = ports.iter().copied().collect();
+        let distinct: BTreeSet<u16> = ports.iter().copied().collect();
         assert_eq!(distinct.len(), ports.len());
         let ephemeral = ephemeral_start();
         for port in ports {

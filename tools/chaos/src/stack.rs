@@ -13,11 +13,11 @@ use secrecy::SecretString;
 use service_kit::db::SchemaOwner;
 use sqlx::{Connection, PgConnection};
 use test_support::broker::PrivateBroker;
+use test_support::ports::free_port;
 use test_support::proxy::CuttableProxy;
 
 use crate::postgres::PrivateCluster;
 use crate::services::{Service, ServiceProcess, StackAddresses};
-use test_support::ports::free_port;
 
 /// What lives for the whole invocation.
 #[derive(Debug)]

@@ -53,7 +53,7 @@ pub struct Outage {
 
 /// How late an unpivoted saga may finish: `grace` always, plus the part of
 /// its lateness that fell inside an injected [`Outage`].
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeadlineAllowance {
     pub grace: TimeDelta,
     pub outages: Vec<Outage>,
@@ -77,14 +77,15 @@ impl DeadlineAllowance {
             .filter(|(start, end)| start < end)
             .collect();
         clipped.sort();
+        // Walked in order of start; `reached` is how far is counted so far.
         let mut covered = TimeDelta::zero();
-        let mut reached: Option<DateTime<Utc>> = None;
+        let mut reached = from;
         for (start, end) in clipped {
-            let start = reached.map_or(start, |reached| start.max(reached));
+            let start = start.max(reached);
             if end > start {
                 covered += end - start;
+                reached = end;
             }
-            reached = Some(reached.map_or(end, |reached| reached.max(end)));
         }
         covered
     }

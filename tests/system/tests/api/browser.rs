@@ -27,14 +27,10 @@ pub struct Browser {
     driver: Child,
 }
 
-fn free_port() -> u16 {
-    test_support::ports::free_port()
-        .unwrap_or_else(|error| panic!("find a free port for chromedriver: {error:#}"))
-}
-
 impl Browser {
     pub async fn open() -> Self {
-        let port = free_port();
+        let port = test_support::ports::free_port()
+            .unwrap_or_else(|error| panic!("find a free port for chromedriver: {error:#}"));
         let driver_binary =
             std::env::var("CONTRAIL_CHROMEDRIVER").unwrap_or_else(|_| "chromedriver".to_owned());
         let driver = Command::new(&driver_binary)
