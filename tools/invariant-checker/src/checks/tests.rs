@@ -228,20 +228,25 @@ fn an_unpivoted_saga_finishing_after_its_deadline_and_grace_is_a_violation() {
     assert_eq!(result.checked, 2);
 }
 
-fn outage(from: i64, until: i64) -> Outage {
-    Outage {
-        from: at(from),
-        until: at(until),
+/// The checker's usual 10 s grace, with outages given as `(from, until)`
+/// seconds on the same clock as [`at`].
+fn grace_with_outages(windows: &[(i64, i64)]) -> DeadlineAllowance {
+    DeadlineAllowance {
+        grace: TimeDelta::seconds(10),
+        outages: windows
+            .iter()
+            .map(|&(from, until)| Outage {
+                from: at(from),
+                until: at(until),
+            })
+            .collect(),
     }
 }
 
 #[test]
 fn lateness_spent_inside_an_injected_outage_is_not_counted_but_the_rest_is() {
     // Deadline at 120 s, grace 10 s; the broker was down from 100 s to 150 s.
-    let allowance = DeadlineAllowance {
-        grace: TimeDelta::seconds(10),
-        outages: vec![outage(100, 150)],
-    };
+    let allowance = grace_with_outages(&[(100, 150)]);
     // 35 s late, 30 s of it inside the outage: 5 s of its own.
     let excused = saga(1, "compensated", false, Some(120 + 35));
     // 45 s late, 30 s inside the outage: 15 s of its own is past the grace.
@@ -256,10 +261,7 @@ fn lateness_spent_inside_an_injected_outage_is_not_counted_but_the_rest_is() {
 
 #[test]
 fn an_outage_that_ended_before_the_deadline_excuses_nothing() {
-    let allowance = DeadlineAllowance {
-        grace: TimeDelta::seconds(10),
-        outages: vec![outage(60, 119)],
-    };
+    let allowance = grace_with_outages(&[(60, 119)]);
     let late = saga(1, "compensated", false, Some(120 + 11));
     let result = sagas_within_deadline(&[late], &allowance);
     assert_eq!(result.violations.len(), 1, "{result:#?}");
@@ -269,10 +271,7 @@ fn an_outage_that_ended_before_the_deadline_excuses_nothing() {
 fn overlapping_outages_count_each_instant_once() {
     // Two faults whose windows overlap from 130 s to 140 s: 120..150 is
     // 30 s of outage, not 40.
-    let allowance = DeadlineAllowance {
-        grace: TimeDelta::seconds(10),
-        outages: vec![outage(130, 150), outage(110, 140)],
-    };
+    let allowance = grace_with_outages(&[(130, 150), (110, 140)]);
     let within = saga(1, "compensated", false, Some(120 + 40));
     let beyond = saga(2, "compensated", false, Some(120 + 41));
     let result = sagas_within_deadline(&[within, beyond], &allowance);
