@@ -33,7 +33,7 @@ mod trace_context;
 mod wiring;
 
 pub use consumer::{Consumer, HandlerError, Incoming, MessageHandler};
-pub use outbox::{enqueue, OutboxRelay};
+pub use outbox::{enqueue, enqueue_event, OutboxRelay};
 pub use participant::{Delivery, Handles, Participant};
 pub use producer::Producer;
 pub use settings::{BrokerReadiness, ConsumerSettings, KafkaSettings, RelaySettings};

@@ -67,6 +67,24 @@ pub async fn enqueue<P: Message>(
     .await
 }
 
+/// Writes a new domain event to the outbox inside the caller's transaction:
+/// a fresh envelope correlated with `correlation_id` (the booking the event
+/// belongs to), published to `topic` under `key`. An event caused by an
+/// incoming message carries that message's causation instead: build it with
+/// `Envelope::caused_by` and write it with [`enqueue`].
+pub async fn enqueue_event<M: Message>(
+    conn: &mut PgConnection,
+    topic: &str,
+    key: &str,
+    correlation_id: Uuid,
+    event: M,
+) -> anyhow::Result<()> {
+    let envelope = Envelope::new(event, correlation_id);
+    enqueue(conn, topic, key, &envelope)
+        .await
+        .with_context(|| format!("publish {} to {topic}", M::MESSAGE_TYPE))
+}
+
 /// Writes already-encoded bytes to the outbox (dead letters keep the bytes they received).
 pub(crate) async fn enqueue_raw(
     conn: &mut PgConnection,

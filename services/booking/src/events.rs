@@ -12,7 +12,7 @@ use contracts::booking::{
     BookedTrip, BookingCancelled, BookingConfirmed, BookingCreated, BookingFailed, CancelledBy,
 };
 use contracts::notification::FlightSummary;
-use contracts::{topics, Envelope, Message, Money};
+use contracts::{topics, Message, Money};
 use saga::RoutingSlip;
 use sqlx::PgConnection;
 use uuid::Uuid;
@@ -118,13 +118,6 @@ async fn enqueue<M: Message>(
     booking_id: Uuid,
     event: M,
 ) -> anyhow::Result<()> {
-    let envelope = Envelope::new(event, booking_id);
-    messaging::enqueue(
-        conn,
-        topics::BOOKING_EVENTS,
-        &booking_id.to_string(),
-        &envelope,
-    )
-    .await
-    .with_context(|| format!("publish {}", M::MESSAGE_TYPE))
+    let key = booking_id.to_string();
+    messaging::enqueue_event(conn, topics::BOOKING_EVENTS, &key, booking_id, event).await
 }

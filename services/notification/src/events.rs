@@ -2,12 +2,11 @@
 //! id: that a message reached its channel, or never will. They name the
 //! channel and the kind of message, never the address or number it went to.
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contracts::notification::{
     Channel, NotificationDelivered, NotificationFailed, NotificationKind,
 };
-use contracts::{topics, Envelope, Message};
+use contracts::{topics, Message};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -65,13 +64,6 @@ async fn enqueue<M: Message>(
     booking_id: Uuid,
     event: M,
 ) -> anyhow::Result<()> {
-    let envelope = Envelope::new(event, booking_id);
-    messaging::enqueue(
-        conn,
-        topics::NOTIFICATION_EVENTS,
-        &booking_id.to_string(),
-        &envelope,
-    )
-    .await
-    .with_context(|| format!("publish {}", M::MESSAGE_TYPE))
+    let key = booking_id.to_string();
+    messaging::enqueue_event(conn, topics::NOTIFICATION_EVENTS, &key, booking_id, event).await
 }

@@ -4,12 +4,11 @@
 //! together or not at all. Keyed by booking id; a miles grant, which
 //! belongs to no booking, by customer id.
 
-use anyhow::Context;
 use chrono::{DateTime, Utc};
 use contracts::payment::{
     MilesCreditKind, MilesCredited, MilesRedeemed, PaymentCaptured, RefundIssued,
 };
-use contracts::{topics, Envelope, Message};
+use contracts::{topics, Message};
 use sqlx::PgConnection;
 use uuid::Uuid;
 
@@ -115,8 +114,5 @@ async fn enqueue<M: Message>(
     correlation_id: Uuid,
     event: M,
 ) -> anyhow::Result<()> {
-    let envelope = Envelope::new(event, correlation_id);
-    messaging::enqueue(conn, topics::PAYMENT_EVENTS, key, &envelope)
-        .await
-        .with_context(|| format!("publish {}", M::MESSAGE_TYPE))
+    messaging::enqueue_event(conn, topics::PAYMENT_EVENTS, key, correlation_id, event).await
 }
