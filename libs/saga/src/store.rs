@@ -154,3 +154,28 @@ pub async fn open_sagas(conn: &mut PgConnection) -> anyhow::Result<Vec<OpenSagas
     .await
     .context("count unsettled sagas")
 }
+
+/// How many sagas started more than `older_than` ago are still undecided:
+/// running before their pivot, or compensating. A healthy saga is decided
+/// within a second or two; one that is not after a whole step timeout has
+/// had an attempt go unanswered, so this counts the work stuck behind a
+/// backlog (booking's backlog gate, `service_kit::backlog`). Sagas past
+/// their pivot are left out: their outcome stands whatever the remaining
+/// steps wait for.
+pub async fn count_undecided_older_than(
+    conn: &mut PgConnection,
+    older_than: std::time::Duration,
+) -> anyhow::Result<u64> {
+    let older_than_ms = i64::try_from(older_than.as_millis()).unwrap_or(i64::MAX);
+    let count: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM sagas
+         WHERE created_at < now() - make_interval(secs => $1::float8 / 1000)
+           AND (status = 'compensating'
+                OR (status = 'running' AND NOT (slip->>'pivoted')::boolean))",
+    )
+    .bind(older_than_ms)
+    .fetch_one(conn)
+    .await
+    .context("count the undecided sagas")?;
+    Ok(u64::try_from(count).unwrap_or(0))
+}

@@ -5,6 +5,7 @@
 //! background workers. service-kit owns everything around that:
 //!
 //! - [`admission`]: the waiting room, a bounded FIFO queue in front of chosen routes;
+//!   [`backlog`]: a gate that refuses new work while the work already taken is stuck;
 //! - [`auth`]: bearer tokens verified once: who calls ([`auth::Caller`]) and what they may do;
 //! - [`settings`]: typed, layered configuration (defaults → file → environment);
 //! - [`telemetry`]: JSON/pretty logs, OpenTelemetry export when configured;
@@ -24,6 +25,7 @@
 
 pub mod admission;
 pub mod auth;
+pub mod backlog;
 pub mod cli;
 pub mod db;
 pub mod extract;

@@ -33,6 +33,7 @@ use saga::{Orchestrator, TimerSettings};
 use secrecy::SecretString;
 use serde::Deserialize;
 use service_kit::admission::{self, Admission, AdmissionSettings};
+use service_kit::backlog::{self, BacklogGate, BacklogSettings};
 use service_kit::partitions::{MonthlyPartitions, PartitionSettings};
 use service_kit::settings::ServiceSettings;
 use service_kit::{Routes, Service, ServiceApp};
@@ -56,7 +57,7 @@ const TOPICS: [&str; 6] = [
 ];
 
 /// booking's own settings: `[kafka]`, `[saga]`, `[delegates]`,
-/// `[idempotency]`, `[admission]`, `[partitions]` and `[console]`.
+/// `[idempotency]`, `[admission]`, `[backlog]`, `[partitions]` and `[console]`.
 #[derive(Debug, Clone, Deserialize)]
 pub struct Settings {
     pub kafka: messaging::KafkaSettings,
@@ -66,6 +67,10 @@ pub struct Settings {
     /// The waiting room in front of `POST /bookings` and the cancel endpoint.
     #[serde(default)]
     pub admission: AdmissionSettings,
+    /// The gate in front of `POST /bookings` that stops taking bookings
+    /// while the sagas already started are stuck behind a backlog.
+    #[serde(default)]
+    pub backlog: BacklogSettings,
     /// The monthly partitions of `bookings`, created ahead.
     #[serde(default)]
     pub partitions: PartitionSettings,
@@ -155,13 +160,30 @@ impl Service for Booking {
         // their turn in the waiting room. Reads and the operator's endpoints
         // never queue behind them.
         let waiting_room = Admission::new("bookings", settings.domain.admission);
+        // New bookings also stop while the sagas already started are stuck
+        // (a broker back from an outage, a participant catching up): taking
+        // more would only queue them behind work that is already late.
+        // Cancellations pass, since they shorten the backlog. The gate is
+        // outside the waiting room, so a refused booking never waits in line.
+        let backlog_gate = BacklogGate::new("bookings", settings.domain.backlog);
         let router = Routes::new()
             .post("/bookings", api::create)
-            .post("/bookings/{booking_id}/cancel", api::cancel)
             .route_layer(axum::middleware::from_fn_with_state(
-                waiting_room,
+                waiting_room.clone(),
                 admission::guard,
             ))
+            .route_layer(axum::middleware::from_fn_with_state(
+                backlog_gate.clone(),
+                backlog::guard,
+            ))
+            .merge(
+                Routes::new()
+                    .post("/bookings/{booking_id}/cancel", api::cancel)
+                    .route_layer(axum::middleware::from_fn_with_state(
+                        waiting_room,
+                        admission::guard,
+                    )),
+            )
             .get("/bookings/{booking_id}", api::get)
             .get("/customers/{customer_id}/bookings", api::for_customer)
             .get("/sagas/{saga_id}", api::get_saga)
@@ -190,6 +212,7 @@ impl Service for Booking {
         let partitions_pool = pool.clone();
         let timer_pool = pool.clone();
         let listener_pool = pool.clone();
+        let backlog_pool = pool.clone();
         let app = ServiceApp::new(router)
             .worker("saga-timers", move |context| {
                 orchestrator.run_timers(timer_pool, timers, context.shutdown)
@@ -199,6 +222,16 @@ impl Service for Booking {
             })
             .worker("booking-partitions", move |context| {
                 partitions.maintain(partitions_pool, context.shutdown)
+            })
+            .worker("booking-backlog", move |context| {
+                let undecided_sagas = move |older_than| {
+                    let pool = backlog_pool.clone();
+                    async move {
+                        let mut conn = pool.acquire().await.context("acquire a connection")?;
+                        saga::store::count_undecided_older_than(&mut conn, older_than).await
+                    }
+                };
+                backlog_gate.watch(undecided_sagas, context.shutdown)
             });
         messaging::Backbone::new(Self::NAME, &pool, &settings.kafka)
             .topics(&TOPICS)
