@@ -282,6 +282,7 @@ pub async fn guard(
             ApiError::unavailable(detail, admission.retry_after_secs())
                 .with_type("waiting-room-full")
                 .with_extension("reason", refusal.label())
+                .counted()
                 .into_response()
         }
     }

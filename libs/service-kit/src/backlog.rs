@@ -229,17 +229,13 @@ pub async fn guard(State(gate): State<BacklogGate>, request: Request, next: Next
         "reason" => "backlog"
     )
     .increment(1);
-    tracing::debug!(
-        gate = gate.inner.name,
-        backlog = gate.last_count(),
-        "request refused: backlog"
-    );
     ApiError::unavailable(
         "earlier requests are still being processed; retry shortly",
         gate.inner.settings.retry_after_secs.max(1),
     )
     .with_type("backlog")
     .with_extension("reason", "backlog")
+    .counted()
     .into_response()
 }
 

@@ -85,6 +85,8 @@ pub struct ApiError {
     /// `Retry-After` on a 503, `WWW-Authenticate` on a 401.
     headers: Box<[(HeaderName, HeaderValue)]>,
     source: Option<anyhow::Error>,
+    /// Logged at debug only: see [`counted`](Self::counted).
+    counted: bool,
 }
 
 impl ApiError {
@@ -97,6 +99,7 @@ impl ApiError {
             extensions: Map::new(),
             headers: Box::default(),
             source: None,
+            counted: false,
         }
     }
 
@@ -125,6 +128,14 @@ impl ApiError {
     /// An unexpected failure: logged with its cause chain, answered as an opaque 500.
     pub fn internal(source: anyhow::Error) -> Self {
         Self::new(ErrorCode::Internal, "an unexpected error occurred").with_source(source)
+    }
+
+    /// A refusal that a metric already counts (the waiting room's, the
+    /// backlog gate's): logged at debug only, because under a surge a line
+    /// per refused request would flood the logs exactly when they matter.
+    pub fn counted(mut self) -> Self {
+        self.counted = true;
+        self
     }
 
     /// The failure behind this problem, logged (never answered) when it is rendered.
@@ -170,6 +181,15 @@ impl ApiError {
     fn log(&self, status: StatusCode) {
         let problem_type = self.problem_type.unwrap_or(self.code.slug());
         let status = status.as_u16();
+        if self.counted {
+            tracing::debug!(
+                status,
+                problem_type,
+                detail = self.detail,
+                "request refused"
+            );
+            return;
+        }
         match (&self.source, self.code) {
             (Some(source), ErrorCode::Internal) => tracing::error!(
                 status,
@@ -310,6 +330,40 @@ mod tests {
         assert_eq!(error.into_response().headers()[header::RETRY_AFTER], "2");
         let not_found = ApiError::from(anyhow::Error::new(sqlx::Error::RowNotFound));
         assert_eq!(not_found.code(), ErrorCode::Internal);
+    }
+
+    /// The levels of the events logged while `f` runs.
+    fn levels_logged(f: impl FnOnce()) -> Vec<tracing::Level> {
+        use std::sync::{Arc, Mutex};
+        use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+
+        struct Levels(Arc<Mutex<Vec<tracing::Level>>>);
+        impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Levels {
+            fn on_event(&self, event: &tracing::Event<'_>, _: LayerContext<'_, S>) {
+                self.0.lock().unwrap().push(*event.metadata().level());
+            }
+        }
+        let levels = Arc::new(Mutex::new(Vec::new()));
+        let subscriber = tracing_subscriber::registry().with(Levels(Arc::clone(&levels)));
+        tracing::subscriber::with_default(subscriber, f);
+        let levels = levels.lock().unwrap().clone();
+        levels
+    }
+
+    #[test]
+    fn a_refusal_a_metric_counts_is_logged_at_debug_and_others_at_warn() {
+        let counted = levels_logged(|| {
+            let response = ApiError::unavailable("the line is full", 5)
+                .counted()
+                .into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        });
+        assert_eq!(counted, vec![tracing::Level::DEBUG]);
+        let shed = levels_logged(|| {
+            let response = ApiError::unavailable("overloaded", 1).into_response();
+            assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        });
+        assert_eq!(shed, vec![tracing::Level::WARN]);
     }
 
     async fn render(error: ApiError) -> (StatusCode, String, Value) {
