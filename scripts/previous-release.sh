@@ -25,7 +25,10 @@ fi
 log "building the previous release ${commit:0:12} (once per commit; into $target_dir)" >&2
 rm -rf "$source_dir"
 mkdir -p "$source_dir"
-git -C "$ROOT" archive "$commit" | tar -x -C "$source_dir"
+# -m: the files get the extraction time, not the commit's. The target
+# directory is shared across commits and cargo judges path crates by mtime,
+# so sources older than the last commit's artifacts would be taken as built.
+git -C "$ROOT" archive "$commit" | tar -x -m -C "$source_dir"
 # No debug info and no incremental state: these binaries are built once and only run.
 (cd "$source_dir" && CARGO_TARGET_DIR="$target_dir" CARGO_PROFILE_DEV_DEBUG=0 CARGO_INCREMENTAL=0 \
   cargo build --locked --quiet --bins -p flight-inventory -p booking -p payment -p notification) >&2
