@@ -144,30 +144,33 @@ impl BacklogGate {
     pub fn observe(&self, count: u64) {
         let inner = &self.inner;
         inner.last_count.store(count, Ordering::SeqCst);
-        let was_closed = inner.closed.load(Ordering::SeqCst);
-        let closed = next_state(was_closed, count, inner.settings.max);
-        inner.closed.store(closed, Ordering::SeqCst);
         metrics::gauge!("backlog_size", "gate" => inner.name).set(count as f64);
+        self.set_closed(next_state(self.is_closed(), count, inner.settings.max));
+    }
+
+    /// The one place the gate changes state: the gauge follows it, and a
+    /// change is logged once.
+    fn set_closed(&self, closed: bool) {
+        let inner = &self.inner;
+        let was_closed = inner.closed.swap(closed, Ordering::SeqCst);
         metrics::gauge!("backlog_gate_closed", "gate" => inner.name).set(if closed {
             1.0
         } else {
             0.0
         });
-        if closed != was_closed {
-            if closed {
-                tracing::warn!(
-                    gate = inner.name,
-                    backlog = count,
-                    max = inner.settings.max,
-                    "backlog too large: refusing new work until it drains"
-                );
-            } else {
-                tracing::info!(
-                    gate = inner.name,
-                    backlog = count,
-                    "backlog drained: taking new work again"
-                );
-            }
+        match (was_closed, closed) {
+            (false, true) => tracing::warn!(
+                gate = inner.name,
+                backlog = self.last_count(),
+                max = inner.settings.max,
+                "backlog too large: refusing new work until it drains"
+            ),
+            (true, false) => tracing::info!(
+                gate = inner.name,
+                backlog = self.last_count(),
+                "taking new work again"
+            ),
+            _ => {}
         }
     }
 
@@ -194,21 +197,12 @@ impl BacklogGate {
             match count(self.inner.settings.older_than()).await {
                 Ok(count) => self.observe(count),
                 Err(error) => {
-                    if self.is_closed() {
-                        tracing::warn!(
-                            gate = self.inner.name,
-                            error = format!("{error:#}"),
-                            "the backlog could not be measured; opening the gate"
-                        );
-                    } else {
-                        tracing::debug!(
-                            gate = self.inner.name,
-                            error = format!("{error:#}"),
-                            "the backlog could not be measured"
-                        );
-                    }
-                    self.inner.closed.store(false, Ordering::SeqCst);
-                    metrics::gauge!("backlog_gate_closed", "gate" => self.inner.name).set(0.0);
+                    tracing::debug!(
+                        gate = self.inner.name,
+                        error = format!("{error:#}"),
+                        "the backlog could not be measured; the gate stays open"
+                    );
+                    self.set_closed(false);
                 }
             }
         }

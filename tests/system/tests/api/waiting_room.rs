@@ -214,15 +214,27 @@ async fn new_bookings_are_refused_while_earlier_sagas_are_stuck_and_taken_again_
     for booking_id in &stuck[1..] {
         assert_eq!(system.settled(*booking_id).await["status"], "confirmed");
     }
+    let taken = std::sync::Mutex::new(None);
     eventually(
         PATIENCE,
         "the refused booking is taken once the backlog drained",
-        || async { book(&system, "later".to_owned(), &later).await.status == 202 },
+        || async {
+            let answer = book(&system, "later".to_owned(), &later).await;
+            let accepted = answer.status == 202;
+            if accepted {
+                *taken.lock().unwrap() = Some(answer.body["booking_id"].clone());
+            }
+            accepted
+        },
     )
     .await;
     // Asked again with its key, it is the same booking.
     let accepted = book(&system, "later".to_owned(), &later).await;
     assert_eq!(accepted.status, 202, "{accepted:?}");
+    assert_eq!(
+        Some(accepted.body["booking_id"].clone()),
+        *taken.lock().unwrap()
+    );
     let later_id: Uuid = accepted.body["booking_id"]
         .as_str()
         .unwrap()
